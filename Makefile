@@ -1,0 +1,90 @@
+# vhost-device-rng -- see README.  BSD-3-Clause.
+
+PROG =		vhost-device-rng
+VERSION =	0.1.0
+
+PREFIX ?=	/usr/local
+BINDIR ?=	$(PREFIX)/bin
+MANPREFIX ?=	$(PREFIX)/share/man
+DATADIR ?=	$(PREFIX)/share
+SYSTEMDDIR ?=	$(PREFIX)/lib/systemd/system
+DESTDIR ?=
+
+CC ?=		cc
+PKG_CONFIG ?=	pkg-config
+CFLAGS ?=	-O2 -g
+WARNFLAGS =	-Wall -Wextra -Werror
+ALL_CFLAGS =	-std=c11 $(WARNFLAGS) $(CFLAGS) -D_GNU_SOURCE \
+		-DVERSION=\"$(VERSION)\" -Iinclude \
+		$(shell $(PKG_CONFIG) --cflags libbsd-overlay)
+LIBS =		$(shell $(PKG_CONFIG) --libs libbsd-overlay) -pthread
+CHECK_CFLAGS =	$(shell $(PKG_CONFIG) --cflags check)
+CHECK_LIBS =	$(shell $(PKG_CONFIG) --libs check)
+# Tests build the code again with these, so that every test run is
+# also an AddressSanitizer/UBSan run.
+SAN_FLAGS =	-fsanitize=address,undefined -fno-omit-frame-pointer \
+		-fno-sanitize-recover=undefined
+
+LIB_SRCS =	src/config.c src/entropy.c src/guest.c src/listener.c \
+		src/log.c src/memtable.c src/ratelimit.c src/virtq.c \
+		src/vu_dev.c src/vu_proto.c
+SRCS =		$(LIB_SRCS) src/main.c
+HDRS =		$(wildcard include/*.h)
+OBJS =		$(SRCS:src/%.c=build/obj/%.o)
+
+UNIT_SRCS =	$(wildcard test/test_*.c)
+UNIT_HDRS =	$(wildcard test/*.h)
+FRONTEND_SRCS =	test/frontend.c
+IT_SRCS =	$(wildcard test/it_*.c)
+
+all: $(PROG)
+
+$(PROG): $(OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(LIBS)
+
+build/obj/%.o: src/%.c $(HDRS) Makefile
+	@mkdir -p build/obj
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The daemon under the sanitizers, for the integration tests.
+build/$(PROG)-san: $(SRCS) $(HDRS) Makefile
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $(SRCS) $(LIBS)
+
+build/unit-tests: $(LIB_SRCS) $(UNIT_SRCS) test/unit_main.c $(HDRS) \
+		$(UNIT_HDRS) Makefile
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) $(CHECK_CFLAGS) -Itest -o $@ \
+	    $(LIB_SRCS) $(UNIT_SRCS) test/unit_main.c $(LIBS) $(CHECK_LIBS)
+
+build/integration-tests: $(FRONTEND_SRCS) $(IT_SRCS) test/it_main.c \
+		$(UNIT_HDRS) $(HDRS) Makefile
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) $(CHECK_CFLAGS) -Itest -o $@ \
+	    $(FRONTEND_SRCS) $(IT_SRCS) test/it_main.c src/log.c \
+	    $(LIBS) $(CHECK_LIBS)
+
+check: $(PROG) build/$(PROG)-san build/unit-tests build/integration-tests
+	./build/unit-tests
+	VRNG_BIN=./build/$(PROG)-san ./build/integration-tests
+	VRNG_BIN=./$(PROG) ./build/integration-tests
+	mandoc -Tlint -Wwarning man/$(PROG).8
+	scripts/e2e-test
+
+demo: $(PROG)
+	scripts/run-guest --compare
+
+install: $(PROG)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANPREFIX)/man8
+	install -m 755 $(PROG) $(DESTDIR)$(BINDIR)/$(PROG)
+	install -m 644 man/$(PROG).8 $(DESTDIR)$(MANPREFIX)/man8/$(PROG).8
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/$(PROG)
+	rm -f $(DESTDIR)$(MANPREFIX)/man8/$(PROG).8
+
+clean:
+	rm -rf build/obj build/unit-tests build/integration-tests \
+	    build/$(PROG)-san $(PROG)
+
+.PHONY: all check demo install uninstall clean

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef VRNG_CONFIG_H
+#define VRNG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_DEFAULT_SOURCE		"/dev/urandom"
+#define CONFIG_DEFAULT_PERIOD_MS	65536
+#define CONFIG_MAX_PERIOD_MS		65536
+#define CONFIG_MAX_SOCKETS		1024
+/* max_bytes when no --max-bytes is given: no rate limit at all. */
+#define CONFIG_UNLIMITED		UINT64_MAX
+
+struct config {
+	const char	*socket_path;	/* base name; sockets are <path><i> */
+	unsigned	 socket_count;
+	const char	*filename;	/* entropy source */
+	uint32_t	 period_ms;
+	uint64_t	 max_bytes;	/* CONFIG_UNLIMITED: no limit */
+	int		 verbose;
+	int		 fd;		/* --fd, or -1 */
+	bool		 print_capabilities;
+};
+
+enum config_result {
+	CONFIG_RUN,		/* start the daemon */
+	CONFIG_EXIT,		/* --help or --version printed: exit 0 */
+	CONFIG_ERROR,		/* err holds one line: print it, usage, exit 1 */
+};
+
+void	config_defaults(struct config *);
+/* Does not print anything but --help/--version output (to stdout). */
+enum config_result config_parse(struct config *, int argc, char *argv[],
+	    char *err, size_t errlen);
+void	config_usage(FILE *);
+
+#endif

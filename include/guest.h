@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef VRNG_GUEST_H
+#define VRNG_GUEST_H
+
+/*
+ * One guest: the thread that serves one front-end connection.  The thread
+ * owns the connection and everything behind it (vhost-user device, memory
+ * table, virtqueue, eventfds, throttle timer) and frees it all when the
+ * front-end goes away.
+ *
+ * The main thread owns struct guest_slot; the guest thread only reads the
+ * fields set before it was started, writes its statistics with relaxed
+ * atomics, and sets 'finished' last.
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "entropy.h"
+#include "ratelimit.h"
+
+/* Longest single completion: a huge guest buffer is served in parts. */
+#define GUEST_MAX_REQUEST	(256 * 1024)
+
+struct guest_stats {
+	uint64_t	bytes;		/* entropy delivered */
+	uint64_t	requests;	/* used entries written */
+	uint64_t	throttled_ns;	/* time spent waiting on the budget */
+	uint64_t	connects;
+	uint64_t	errors;		/* bad messages, broken rings */
+};
+
+/* What every guest thread shares: read-only after start, but for rl. */
+struct guest_shared {
+	struct entropy		*source;
+	struct ratelimit	*rl;		/* NULL: unlimited */
+	int			 wake_main_fd;	/* written when a thread ends */
+};
+
+struct guest_slot {
+	unsigned		 index;
+	const struct guest_shared *shared;
+	int			 stop_fd;	/* eventfd: main asks to stop */
+
+	/* main thread only: */
+	pthread_t		 thread;
+	bool			 busy;
+	int			 conn_fd;	/* handed to the thread */
+
+	/* written by the guest thread, read by main (atomics): */
+	struct guest_stats	 stats;
+	bool			 finished;
+};
+
+/* Starts the thread for slot->conn_fd; the thread owns the fd from here. */
+int	guest_start(struct guest_slot *);
+/* Reads the statistics (from any thread). */
+void	guest_stats_read(const struct guest_slot *, struct guest_stats *);
+
+#endif

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef VRNG_LISTENER_H
+#define VRNG_LISTENER_H
+
+/*
+ * Where front-ends come from: sockets we create (--socket-path), sockets
+ * systemd passes (LISTEN_FDS), or one fd the caller opened (--fd, QEMU's
+ * backend program conventions).  Owned by the main thread.
+ */
+
+#include <stdbool.h>
+#include <sys/un.h>
+
+struct listener {
+	int	 fd;
+	bool	 listening;	/* false: fd is already a connection */
+	bool	 created;	/* we bound it: unlink at exit */
+	char	 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* Creates <base>0 .. <base><n-1>, replacing stale socket files. */
+int	listeners_create(struct listener *, unsigned n, const char *base,
+	    char *err, size_t errlen);
+/*
+ * sd_listen_fds(3) without libsystemd: returns the number of fds passed
+ * (0 if none are for us) and fills at most max listeners, or -1.
+ */
+int	listeners_from_systemd(struct listener *, unsigned max, char *err,
+	    size_t errlen);
+/* --fd: a listening socket or an accepted connection. */
+int	listener_from_fd(struct listener *, int fd, char *err, size_t errlen);
+void	listeners_close(struct listener *, unsigned n);
+/* sd_notify(3) "READY=1" if NOTIFY_SOCKET is set; quiet otherwise. */
+void	notify_systemd(const char *state);
+
+#endif

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef VRNG_MEMTABLE_H
+#define VRNG_MEMTABLE_H
+
+/*
+ * The guest-memory table of one guest: the regions the front-end shared
+ * with SET_MEM_TABLE or ADD_MEM_REG, each mapped once into our address
+ * space.  Owned by that guest's thread; nobody else touches it.
+ *
+ * Two address spaces reach guest memory: guest physical addresses (in
+ * descriptors) and front-end virtual addresses (the ring addresses of
+ * SET_VRING_ADDR).  Each is translated by exactly one function below, and
+ * every access to guest memory goes through one of them.  Ranges are
+ * half-open and checked by subtraction, so no sum can wrap.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vu_proto.h"
+
+#define MEMTABLE_MAX_SLOTS	32	/* what GET_MAX_MEM_SLOTS reports */
+
+struct mem_region {
+	uint64_t	 gpa;		/* guest physical base */
+	uint64_t	 size;
+	uint64_t	 uva;		/* front-end virtual base */
+	void		*host;		/* where gpa maps in our space */
+	void		*map_base;	/* what mmap returned */
+	size_t		 map_len;
+};
+
+struct memtable {
+	struct mem_region	regions[MEMTABLE_MAX_SLOTS];
+	unsigned		nregions;
+	/* Bumped on every change, so users of cached pointers notice. */
+	uint64_t		generation;
+};
+
+void	memtable_init(struct memtable *);
+/* Unmaps everything; the table is empty (and reusable) afterwards. */
+void	memtable_clear(struct memtable *);
+
+/*
+ * Replaces the whole table (SET_MEM_TABLE).  The new table is validated as
+ * a whole (count, sizes, overflow, overlap) and mapped before the old one
+ * is dropped: on failure the old table stays.  Takes ownership of the fds
+ * (closed in every case).  Returns 0, or -1 after logging why.
+ */
+int	memtable_set(struct memtable *, const struct vu_mem_region *,
+	    unsigned nregions, const int *fds, unsigned nfds);
+/* ADD_MEM_REG: maps one more region; takes ownership of fd. */
+int	memtable_add(struct memtable *, const struct vu_mem_region *, int fd);
+/* REM_MEM_REG: the region with this gpa, size and uva. */
+int	memtable_remove(struct memtable *, const struct vu_mem_region *);
+
+/*
+ * Guest physical address -> host pointer.  On success *len is clamped to
+ * the bytes that are contiguous in one region (at least 1, at most the
+ * requested length).  Returns NULL if gpa is in no region or *len is 0.
+ */
+void	*memtable_gpa(const struct memtable *, uint64_t gpa, uint64_t *len);
+/*
+ * Front-end virtual address -> host pointer for the whole of [uva, uva+len)
+ * inside one region (the rings must be contiguous), or NULL.
+ */
+void	*memtable_uva(const struct memtable *, uint64_t uva, uint64_t len);
+
+/* Pure check of a region list, exposed for the tests. */
+int	memtable_validate(const struct vu_mem_region *, unsigned nregions,
+	    const struct mem_region *existing, unsigned nexisting);
+
+#endif

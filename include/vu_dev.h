@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef VRNG_VU_DEV_H
+#define VRNG_VU_DEV_H
+
+/*
+ * The vhost-user device of one guest: negotiated features, the memory
+ * table, the one virtqueue of virtio-rng (VIRTIO 1.x 5.4.2: "0 requestq")
+ * and its eventfds.  Owned by that guest's thread.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memtable.h"
+#include "virtq.h"
+#include "vu_proto.h"
+
+#define VU_NUM_QUEUES	1
+
+#define VU_OFFERED_FEATURES						\
+	((1ull << VIRTIO_F_VERSION_1) |					\
+	 (1ull << VIRTIO_RING_F_EVENT_IDX) |				\
+	 (1ull << VIRTIO_RING_F_INDIRECT_DESC) |			\
+	 (1ull << VHOST_USER_F_PROTOCOL_FEATURES))
+
+#define VU_OFFERED_PROTOCOL_FEATURES					\
+	((1ull << VU_PROTOCOL_F_MQ) |					\
+	 (1ull << VU_PROTOCOL_F_REPLY_ACK) |				\
+	 (1ull << VU_PROTOCOL_F_RESET_DEVICE) |				\
+	 (1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+
+struct vu_dev {
+	int		 sock;
+	uint64_t	 features;		/* acked by SET_FEATURES */
+	uint64_t	 protocol_features;	/* acked */
+	bool		 owner;
+
+	struct memtable	 mt;
+	struct virtq	 vq;
+
+	/* Ring state, vhost-user.rst "Ring states". */
+	bool		 started;	/* from SET_VRING_KICK to GET_VRING_BASE */
+	bool		 enabled;
+	bool		 kick_polling;	/* SET_VRING_KICK with the no-fd bit */
+	int		 kick_fd;
+	int		 call_fd;
+	int		 err_fd;
+
+	/* Counters for the statistics (this thread only). */
+	uint64_t	 bad_messages;
+};
+
+void	vu_dev_init(struct vu_dev *, int sock);
+/* Releases everything the connection holds (mappings, fds, the socket). */
+void	vu_dev_cleanup(struct vu_dev *);
+
+/*
+ * Validates and executes one message (taking or closing its fds), sends
+ * the reply or REPLY_ACK.  Returns 0 to go on, -1 to hang up.
+ */
+int	vu_dev_handle(struct vu_dev *, struct vu_msg *);
+
+/* The ring may be processed now (started, enabled, mapped, not broken). */
+bool	vu_dev_ring_runnable(struct vu_dev *);
+/* Signals the guest (call eventfd) if the driver wants it. */
+void	vu_dev_notify(struct vu_dev *);
+/* Tells the front-end (err eventfd) that the ring broke. */
+void	vu_dev_signal_error(struct vu_dev *);
+
+#endif

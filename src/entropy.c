@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "entropy.h"
+#include "log.h"
+
+int
+entropy_open(struct entropy *src, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	memset(src, 0, sizeof(*src));
+	src->fd = -1;
+	if (strlcpy(src->path, path, sizeof(src->path)) >= sizeof(src->path)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	/*
+	 * O_NONBLOCK: a FIFO without a writer opens at once, and reads that
+	 * would block return EAGAIN instead of stalling a guest thread.
+	 */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open entropy source %s: %s",
+		    path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "entropy source %s: %s", path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "entropy source %s: is a directory",
+		    path);
+		close(fd);
+		return -1;
+	}
+	if (S_ISFIFO(st.st_mode))
+		src->kind = ENTROPY_FIFO;
+	else if (S_ISREG(st.st_mode))
+		src->kind = ENTROPY_FILE;
+	else
+		src->kind = ENTROPY_CHARDEV;
+	/* One byte would be consumed by a probe read: check access only. */
+	if (src->kind == ENTROPY_FILE && st.st_size == 0)
+		log_warnx("entropy source %s is empty: requests will wait",
+		    path);
+	if ((errno = pthread_mutex_init(&src->lock, NULL)) != 0) {
+		snprintf(err, errlen, "mutex: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	src->fd = fd;
+	return 0;
+}
+
+void
+entropy_close(struct entropy *src)
+{
+	if (src->fd >= 0) {
+		close(src->fd);
+		pthread_mutex_destroy(&src->lock);
+	}
+	src->fd = -1;
+}
+
+int
+entropy_fd(const struct entropy *src)
+{
+	return src->fd;
+}
+
+bool
+entropy_exhausted(struct entropy *src)
+{
+	bool e;
+
+	pthread_mutex_lock(&src->lock);
+	e = src->exhausted;
+	pthread_mutex_unlock(&src->lock);
+	return e;
+}
+
+/*
+ * The writer of a FIFO went away.  Reopen so that poll() stops reporting
+ * POLLHUP (which would spin) and the next writer is read.  Several threads
+ * may see the same EOF: the reopen is done once under the lock, and dup2
+ * keeps the fd number so other threads never see a closed fd.
+ */
+static void
+fifo_reopen(struct entropy *src)
+{
+	int fd;
+
+	pthread_mutex_lock(&src->lock);
+	fd = open(src->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		log_warn("reopening entropy FIFO %s", src->path);
+	else {
+		if (dup3(fd, src->fd, O_CLOEXEC) < 0)
+			log_warn("reopening entropy FIFO %s", src->path);
+		close(fd);
+	}
+	pthread_mutex_unlock(&src->lock);
+}
+
+ssize_t
+entropy_read(struct entropy *src, const struct iovec *iov, unsigned niov)
+{
+	ssize_t n;
+
+	do {
+		n = readv(src->fd, iov, (int)niov);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0)
+		return n;
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return ENTROPY_AGAIN;
+		log_warn("reading entropy source %s", src->path);
+		return ENTROPY_ERROR;
+	}
+	/* End of file. */
+	if (src->kind == ENTROPY_FIFO) {
+		fifo_reopen(src);
+		return ENTROPY_AGAIN;
+	}
+	/*
+	 * A regular file is used up; so is a device that says EOF (/dev/null
+	 * would otherwise poll readable and spin).
+	 */
+	{
+		pthread_mutex_lock(&src->lock);
+		if (!src->exhausted)
+			log_warnx("entropy source %s is used up: requests "
+			    "will wait", src->path);
+		src->exhausted = true;
+		pthread_mutex_unlock(&src->lock);
+		return ENTROPY_EOF;
+	}
+}

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The guest thread: one poll loop over the front-end socket, the kick
+ * eventfd, the throttle timer, the entropy source (when it had nothing)
+ * and the stop eventfd.  It never sleeps anywhere else, so control
+ * messages are answered while requests wait for budget or entropy.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "guest.h"
+#include "log.h"
+#include "vu_dev.h"
+#include "vu_proto.h"
+
+/* When the ring has no kick fd (the no-fd bit), look at it this often. */
+#define KICK_POLL_MS		1
+/* After a read error of the source, try again this much later. */
+#define SOURCE_RETRY_NS		1000000000ull
+
+struct guest {
+	struct guest_slot	*slot;
+	const struct guest_shared *shared;
+	struct vu_dev		 dev;
+	int			 timer_fd;
+
+	bool			 throttled;	/* timer armed: budget spent */
+	bool			 source_wait;	/* polling the source */
+	uint64_t		 throttle_start;
+	struct virtq_req	 req;
+};
+
+#define STAT_ADD(g, field, v)						\
+	__atomic_fetch_add(&(g)->slot->stats.field, (v), __ATOMIC_RELAXED)
+
+void
+guest_stats_read(const struct guest_slot *slot, struct guest_stats *out)
+{
+	out->bytes = __atomic_load_n(&slot->stats.bytes, __ATOMIC_RELAXED);
+	out->requests = __atomic_load_n(&slot->stats.requests,
+	    __ATOMIC_RELAXED);
+	out->throttled_ns = __atomic_load_n(&slot->stats.throttled_ns,
+	    __ATOMIC_RELAXED);
+	out->connects = __atomic_load_n(&slot->stats.connects,
+	    __ATOMIC_RELAXED);
+	out->errors = __atomic_load_n(&slot->stats.errors, __ATOMIC_RELAXED);
+}
+
+static void
+arm_timer(struct guest *g, uint64_t when_ns)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)(when_ns / 1000000000ull);
+	its.it_value.tv_nsec = (long)(when_ns % 1000000000ull);
+	if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+		its.it_value.tv_nsec = 1;	/* zero would disarm */
+	if (timerfd_settime(g->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		log_warn("timerfd_settime");
+	g->throttled = true;
+}
+
+/*
+ * Serves available requests until the ring is empty, the budget is spent
+ * or the source has nothing; then interrupts the guest once if it wants.
+ */
+static void
+process_ring(struct guest *g)
+{
+	struct ratelimit *rl = g->shared->rl;
+	struct vu_dev *dev = &g->dev;
+	unsigned pushed = 0;
+
+	if (g->throttled || g->source_wait || !vu_dev_ring_runnable(dev))
+		return;
+	for (;;) {
+		uint64_t grant = 0, now = 0, wake;
+		ssize_t n;
+		int r;
+
+		r = virtq_pop(&dev->vq, &dev->mt, &g->req, GUEST_MAX_REQUEST);
+		if (r < 0) {
+			STAT_ADD(g, errors, 1);
+			vu_dev_signal_error(dev);
+			break;
+		}
+		if (r == 0) {
+			if (virtq_enable_notify(&dev->vq))
+				continue;	/* more arrived meanwhile */
+			break;
+		}
+		if (rl != NULL) {
+			now = monotonic_ns();
+			grant = ratelimit_take(rl, g->slot->index, g->req.len,
+			    now, &wake);
+			if (grant == 0) {
+				/* Held, not completed short: see VIRTIO 5.4. */
+				virtq_unpop(&dev->vq);
+				g->throttle_start = now;
+				arm_timer(g, wake);
+				DPRINTF("throttled until %llu",
+				    (unsigned long long)wake);
+				break;
+			}
+			virtq_req_trim(&g->req, grant);
+		}
+		n = entropy_read(g->shared->source, g->req.iov, g->req.niov);
+		if (n <= 0) {
+			virtq_unpop(&dev->vq);
+			if (rl != NULL)
+				ratelimit_give_back(rl, g->slot->index, grant,
+				    now);
+			if (n == ENTROPY_AGAIN)
+				g->source_wait = true;
+			else if (n == ENTROPY_ERROR)
+				arm_timer(g, monotonic_ns() + SOURCE_RETRY_NS);
+			/* ENTROPY_EOF: wait for the next kick (logged once). */
+			break;
+		}
+		if (rl != NULL && (uint64_t)n < grant)
+			ratelimit_give_back(rl, g->slot->index,
+			    grant - (uint64_t)n, now);
+		/* used.len is what really landed in the buffers, >= 1. */
+		virtq_push(&dev->vq, g->req.head, (uint32_t)n);
+		pushed++;
+		STAT_ADD(g, bytes, (uint64_t)n);
+		STAT_ADD(g, requests, 1);
+	}
+	if (pushed > 0)
+		vu_dev_notify(dev);
+}
+
+static void
+drain_eventfd(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+}
+
+enum { PFD_SOCK, PFD_STOP, PFD_KICK, PFD_TIMER, PFD_SOURCE, PFD_COUNT };
+
+static void
+guest_loop(struct guest *g)
+{
+	struct pollfd pfd[PFD_COUNT];
+	struct vu_msg msg;
+
+	for (;;) {
+		uint64_t bad;
+		int timeout = -1, res;
+
+		memset(pfd, 0, sizeof(pfd));
+		pfd[PFD_SOCK].fd = g->dev.sock;
+		pfd[PFD_SOCK].events = POLLIN;
+		pfd[PFD_STOP].fd = g->slot->stop_fd;
+		pfd[PFD_STOP].events = POLLIN;
+		/* poll() ignores negative fds: unused slots stay quiet. */
+		pfd[PFD_KICK].fd = g->dev.started ? g->dev.kick_fd : -1;
+		pfd[PFD_KICK].events = POLLIN;
+		pfd[PFD_TIMER].fd = g->throttled ? g->timer_fd : -1;
+		pfd[PFD_TIMER].events = POLLIN;
+		pfd[PFD_SOURCE].fd = g->source_wait ?
+		    entropy_fd(g->shared->source) : -1;
+		pfd[PFD_SOURCE].events = POLLIN;
+		if (g->dev.kick_polling && g->dev.started && !g->throttled &&
+		    !g->source_wait)
+			timeout = KICK_POLL_MS;
+
+		if (poll(pfd, PFD_COUNT, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_warn("poll");
+			return;
+		}
+		if (pfd[PFD_STOP].revents)
+			return;
+		if (pfd[PFD_SOCK].revents) {
+			switch (vu_msg_recv(g->dev.sock, &msg)) {
+			case VU_RECV_EOF:
+				log_info("front-end disconnected");
+				return;
+			case VU_RECV_ERROR:
+				STAT_ADD(g, errors, 1);
+				log_warnx("dropping the connection: malformed "
+				    "message");
+				return;
+			case VU_RECV_OK:
+				break;
+			}
+			bad = g->dev.bad_messages;
+			res = vu_dev_handle(&g->dev, &msg);
+			STAT_ADD(g, errors, g->dev.bad_messages - bad);
+			if (res < 0) {
+				log_warnx("dropping the connection after a "
+				    "failed %s", vu_request_name(
+				    msg.hdr.request));
+				return;
+			}
+			if (!g->dev.started) {
+				/* Stopped (GET_VRING_BASE): forget waits. */
+				g->source_wait = false;
+			}
+		}
+		if (pfd[PFD_KICK].revents && g->dev.kick_fd >= 0)
+			drain_eventfd(g->dev.kick_fd);
+		if (pfd[PFD_TIMER].revents) {
+			drain_eventfd(g->timer_fd);
+			if (g->throttled && g->throttle_start != 0)
+				STAT_ADD(g, throttled_ns, monotonic_ns() -
+				    g->throttle_start);
+			g->throttled = false;
+			g->throttle_start = 0;
+		}
+		if (pfd[PFD_SOURCE].revents)
+			g->source_wait = false;
+		process_ring(g);
+	}
+}
+
+static void *
+guest_main(void *arg)
+{
+	struct guest_slot *slot = arg;
+	struct guest *g;
+	uint64_t one = 1;
+
+	log_set_guest((int)slot->index);
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		log_warn("guest state");
+		close(slot->conn_fd);
+		goto out;
+	}
+	g->slot = slot;
+	g->shared = slot->shared;
+	vu_dev_init(&g->dev, slot->conn_fd);
+	g->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC |
+	    TFD_NONBLOCK);
+	if (g->timer_fd < 0)
+		log_warn("timerfd_create");
+	else {
+		STAT_ADD(g, connects, 1);
+		log_info("front-end connected");
+		guest_loop(g);
+		close(g->timer_fd);
+	}
+	vu_dev_cleanup(&g->dev);
+	free(g);
+out:
+	__atomic_store_n(&slot->finished, true, __ATOMIC_RELEASE);
+	if (write(slot->shared->wake_main_fd, &one, sizeof(one)) < 0)
+		log_warn("waking the main thread");
+	return NULL;
+}
+
+int
+guest_start(struct guest_slot *slot)
+{
+	pthread_attr_t attr;
+	int err;
+
+	slot->finished = false;
+	pthread_attr_init(&attr);
+	/* The thread keeps little on its stack; 256 KiB is plenty. */
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	err = pthread_create(&slot->thread, &attr, guest_main, slot);
+	pthread_attr_destroy(&attr);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	slot->busy = true;
+	return 0;
+}

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "listener.h"
+#include "log.h"
+
+#define LISTEN_BACKLOG	4
+#define SD_LISTEN_FDS_START 3
+
+static int
+create_one(struct listener *l, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
+	    sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "%s: too long for a Unix socket", path);
+		return -1;
+	}
+	/* A stale socket of an earlier run is replaced; nothing else is. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket",
+			    path);
+			return -1;
+		}
+		if (unlink(path) < 0) {
+			snprintf(err, errlen, "cannot remove stale socket "
+			    "%s: %s", path, strerror(errno));
+			return -1;
+		}
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(fd, LISTEN_BACKLOG) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	l->fd = fd;
+	l->listening = true;
+	l->created = true;
+	strlcpy(l->path, path, sizeof(l->path));
+	return 0;
+}
+
+int
+listeners_create(struct listener *ls, unsigned n, const char *base,
+    char *err, size_t errlen)
+{
+	char path[sizeof(ls[0].path) + 16];
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		int len = snprintf(path, sizeof(path), "%s%u", base, i);
+
+		if (len < 0 || (size_t)len >= sizeof(ls[0].path)) {
+			snprintf(err, errlen, "%s%u: too long for a Unix "
+			    "socket", base, i);
+			listeners_close(ls, i);
+			return -1;
+		}
+		if (create_one(&ls[i], path, err, errlen) < 0) {
+			listeners_close(ls, i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+socket_kind(int fd, bool *listening)
+{
+	struct stat st;
+	int acc = 0, type = 0;
+	socklen_t len = sizeof(acc);
+
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+	    type != SOCK_STREAM)
+		return -1;
+	len = sizeof(acc);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
+		return -1;
+	*listening = acc != 0;
+	return 0;
+}
+
+int
+listener_from_fd(struct listener *l, int fd, char *err, size_t errlen)
+{
+	memset(l, 0, sizeof(*l));
+	if (socket_kind(fd, &l->listening) < 0) {
+		snprintf(err, errlen, "--fd %d is not a stream socket", fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	l->fd = fd;
+	snprintf(l->path, sizeof(l->path), "fd %d", fd);
+	return 0;
+}
+
+int
+listeners_from_systemd(struct listener *ls, unsigned max, char *err,
+    size_t errlen)
+{
+	const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
+	char *end;
+	long pid, n, i;
+
+	if (pid_s == NULL || fds_s == NULL)
+		return 0;
+	errno = 0;
+	pid = strtol(pid_s, &end, 10);
+	if (errno != 0 || *end != '\0' || pid != (long)getpid())
+		return 0;	/* meant for another process */
+	n = strtol(fds_s, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 0) {
+		snprintf(err, errlen, "LISTEN_FDS=%s is not a number", fds_s);
+		return -1;
+	}
+	/* sd_listen_fds(1): do not pass them on to children. */
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (n == 0)
+		return 0;
+	if ((unsigned long)n > max) {
+		snprintf(err, errlen, "systemd passed %ld sockets, at most %u "
+		    "guests", n, max);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		struct listener *l = &ls[i];
+		int fd = SD_LISTEN_FDS_START + (int)i;
+
+		memset(l, 0, sizeof(*l));
+		if (socket_kind(fd, &l->listening) < 0 || !l->listening) {
+			snprintf(err, errlen, "systemd socket fd %d is not a "
+			    "listening stream socket", fd);
+			return -1;
+		}
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		l->fd = fd;
+		snprintf(l->path, sizeof(l->path), "systemd fd %d", fd);
+	}
+	return (int)n;
+}
+
+void
+listeners_close(struct listener *ls, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		if (ls[i].fd >= 0)
+			close(ls[i].fd);
+		ls[i].fd = -1;
+		if (ls[i].created && unlink(ls[i].path) < 0 && errno != ENOENT)
+			log_warn("removing %s", ls[i].path);
+		ls[i].created = false;
+	}
+}
+
+void
+notify_systemd(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	socklen_t len;
+	int fd;
+
+	if (path == NULL || path[0] == '\0')
+		return;
+	if ((path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("NOTIFY_SOCKET=%s: not a usable socket path", path);
+		return;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';	/* abstract namespace */
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	    strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+		log_warn("notify socket");
+		return;
+	}
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+	    (struct sockaddr *)&sun, len) < 0)
+		log_warn("notifying systemd at %s", path);
+	close(fd);
+}

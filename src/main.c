@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vhost-device-rng: a vhost-user back-end for the VirtIO entropy device.
+ *
+ * The main thread opens the entropy source and the sockets, then only
+ * accepts front-ends and handles signals; each accepted front-end gets a
+ * guest thread (guest.c) that owns everything of that guest.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "entropy.h"
+#include "guest.h"
+#include "listener.h"
+#include "log.h"
+#include "ratelimit.h"
+
+/*
+ * A front-end that stalls in the middle of a message is given this long
+ * before its connection is dropped (a whole message is one sendmsg).
+ */
+#define MSG_STALL_MS	500
+
+struct daemon {
+	struct config		 cfg;
+	struct entropy		 source;
+	struct ratelimit	 rl;
+	struct guest_shared	 shared;
+	struct listener		*listeners;
+	struct guest_slot	*slots;
+	unsigned		 nslots;
+	int			 signal_fd;
+	int			 wake_fd;
+	bool			 one_shot;	/* --fd was a connection */
+};
+
+static void
+print_capabilities(void)
+{
+	/*
+	 * vhost-user.rst "Backend program conventions" and the
+	 * VHostUserBackendCapabilities of vhost-user.json: the rng type
+	 * defines no features.
+	 */
+	printf("{\n  \"type\": \"rng\"\n}\n");
+}
+
+static void
+print_stats(struct daemon *d)
+{
+	unsigned i;
+
+	for (i = 0; i < d->nslots; i++) {
+		struct guest_stats st;
+
+		guest_stats_read(&d->slots[i], &st);
+		log_warnx("stats guest %u: bytes %llu requests %llu "
+		    "throttled %.3f s connects %llu errors %llu", i,
+		    (unsigned long long)st.bytes,
+		    (unsigned long long)st.requests,
+		    (double)st.throttled_ns / 1e9,
+		    (unsigned long long)st.connects,
+		    (unsigned long long)st.errors);
+	}
+}
+
+static void
+set_timeouts(int fd)
+{
+	struct timeval tv = { .tv_sec = 0, .tv_usec = MSG_STALL_MS * 1000 };
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		log_warn("socket timeouts");
+}
+
+static void
+start_guest(struct daemon *d, unsigned i, int conn)
+{
+	struct guest_slot *slot = &d->slots[i];
+
+	set_timeouts(conn);
+	slot->conn_fd = conn;
+	if (guest_start(slot) < 0) {
+		log_warn("cannot start a thread for guest %u", i);
+		close(conn);
+	}
+}
+
+static void
+accept_on(struct daemon *d, unsigned i)
+{
+	int conn;
+
+	conn = accept4(d->listeners[i].fd, NULL, NULL, SOCK_CLOEXEC);
+	if (conn < 0) {
+		if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("accept on %s", d->listeners[i].path);
+		return;
+	}
+	log_info("guest %u: front-end connected on %s", i,
+	    d->listeners[i].path);
+	start_guest(d, i, conn);
+}
+
+static void
+reap_guests(struct daemon *d)
+{
+	uint64_t v;
+	unsigned i;
+
+	if (read(d->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("wake eventfd");
+	for (i = 0; i < d->nslots; i++) {
+		struct guest_slot *s = &d->slots[i];
+
+		if (s->busy && __atomic_load_n(&s->finished,
+		    __ATOMIC_ACQUIRE)) {
+			pthread_join(s->thread, NULL);
+			s->busy = false;
+			log_info("guest %u: connection closed, socket free", i);
+		}
+	}
+}
+
+static void
+stop_guests(struct daemon *d)
+{
+	uint64_t one = 1;
+	unsigned i;
+
+	for (i = 0; i < d->nslots; i++)
+		if (d->slots[i].busy &&
+		    write(d->slots[i].stop_fd, &one, sizeof(one)) < 0)
+			log_warn("stopping guest %u", i);
+	for (i = 0; i < d->nslots; i++)
+		if (d->slots[i].busy) {
+			pthread_join(d->slots[i].thread, NULL);
+			d->slots[i].busy = false;
+		}
+}
+
+/* Returns true when the daemon should exit. */
+static bool
+handle_signal(struct daemon *d)
+{
+	struct signalfd_siginfo si;
+
+	if (read(d->signal_fd, &si, sizeof(si)) != sizeof(si))
+		return false;
+	switch (si.ssi_signo) {
+	case SIGUSR1:
+		print_stats(d);
+		return false;
+	case SIGTERM:
+	case SIGINT:
+		log_info("signal %u: shutting down", si.ssi_signo);
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void
+main_loop(struct daemon *d)
+{
+	struct pollfd *pfd;
+	unsigned i, n;
+
+	pfd = reallocarray(NULL, d->nslots + 2, sizeof(*pfd));
+	if (pfd == NULL)
+		fatal("poll set");
+	for (;;) {
+		pfd[0].fd = d->signal_fd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = d->wake_fd;
+		pfd[1].events = POLLIN;
+		for (i = 0; i < d->nslots; i++) {
+			/*
+			 * A busy socket is not polled: a second front-end
+			 * waits in the backlog and cannot disturb the first.
+			 */
+			pfd[2 + i].fd = d->slots[i].busy ||
+			    !d->listeners[i].listening ? -1 :
+			    d->listeners[i].fd;
+			pfd[2 + i].events = POLLIN;
+			pfd[2 + i].revents = 0;
+		}
+		n = d->nslots + 2;
+		if (poll(pfd, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fatal("poll");
+		}
+		if (pfd[0].revents && handle_signal(d))
+			break;
+		if (pfd[1].revents) {
+			reap_guests(d);
+			if (d->one_shot && !d->slots[0].busy)
+				break;
+		}
+		for (i = 0; i < d->nslots; i++)
+			if (pfd[2 + i].revents && !d->slots[i].busy)
+				accept_on(d, i);
+	}
+	free(pfd);
+}
+
+static void
+usage_error(const char *msg)
+{
+	fprintf(stderr, "%s: %s\n", getprogname(), msg);
+	config_usage(stderr);
+	exit(1);
+}
+
+static void
+setup_listeners(struct daemon *d)
+{
+	char err[512];
+	int n;
+
+	if (d->cfg.fd >= 0) {
+		d->nslots = 1;
+		d->listeners = calloc(1, sizeof(*d->listeners));
+		if (d->listeners == NULL)
+			fatal("listeners");
+		if (listener_from_fd(&d->listeners[0], d->cfg.fd, err,
+		    sizeof(err)) < 0)
+			fatalx("%s", err);
+		d->one_shot = !d->listeners[0].listening;
+		return;
+	}
+	d->listeners = calloc(CONFIG_MAX_SOCKETS, sizeof(*d->listeners));
+	if (d->listeners == NULL)
+		fatal("listeners");
+	if (d->cfg.socket_path == NULL) {
+		n = listeners_from_systemd(d->listeners, CONFIG_MAX_SOCKETS,
+		    err, sizeof(err));
+		if (n < 0)
+			fatalx("%s", err);
+		if (n == 0)
+			usage_error("no socket: give --socket-path or --fd");
+		d->nslots = (unsigned)n;
+		return;
+	}
+	d->nslots = d->cfg.socket_count;
+	if (listeners_create(d->listeners, d->nslots, d->cfg.socket_path, err,
+	    sizeof(err)) < 0)
+		fatalx("%s", err);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static struct daemon d;
+	char err[512];
+	sigset_t mask;
+	unsigned i;
+
+	config_defaults(&d.cfg);
+	switch (config_parse(&d.cfg, argc, argv, err, sizeof(err))) {
+	case CONFIG_EXIT:
+		return 0;
+	case CONFIG_ERROR:
+		usage_error(err);
+		break;
+	case CONFIG_RUN:
+		break;
+	}
+	if (d.cfg.print_capabilities) {
+		print_capabilities();
+		return 0;
+	}
+	log_init(d.cfg.verbose);
+
+	/* The source is checked before any socket exists. */
+	if (entropy_open(&d.source, d.cfg.filename, err, sizeof(err)) < 0)
+		fatalx("%s", err);
+
+	/* Signals are taken by the main thread only, through a signalfd. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1);
+	if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
+		fatalx("pthread_sigmask");
+	signal(SIGPIPE, SIG_IGN);
+	if ((d.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0)
+		fatal("signalfd");
+	if ((d.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		fatal("eventfd");
+
+	setup_listeners(&d);
+
+	d.shared.source = &d.source;
+	d.shared.wake_main_fd = d.wake_fd;
+	if (d.cfg.max_bytes != CONFIG_UNLIMITED) {
+		if (ratelimit_init(&d.rl, d.cfg.max_bytes, d.cfg.period_ms,
+		    d.nslots, monotonic_ns()) < 0)
+			fatal("rate limit");
+		d.shared.rl = &d.rl;
+	}
+	if ((d.slots = calloc(d.nslots, sizeof(*d.slots))) == NULL)
+		fatal("guest slots");
+	for (i = 0; i < d.nslots; i++) {
+		d.slots[i].index = i;
+		d.slots[i].shared = &d.shared;
+		d.slots[i].stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (d.slots[i].stop_fd < 0)
+			fatal("eventfd");
+	}
+
+	if (d.one_shot)
+		start_guest(&d, 0, d.listeners[0].fd);
+	for (i = 0; i < d.nslots; i++)
+		log_info("guest %u: listening on %s", i, d.listeners[i].path);
+	if (d.shared.rl != NULL)
+		log_info("rate limit: %llu bytes per %u ms, %llu per guest",
+		    (unsigned long long)d.cfg.max_bytes, d.cfg.period_ms,
+		    (unsigned long long)(d.cfg.max_bytes / d.nslots));
+	notify_systemd("READY=1");
+
+	main_loop(&d);
+
+	notify_systemd("STOPPING=1");
+	stop_guests(&d);
+	if (!d.one_shot)
+		listeners_close(d.listeners, d.nslots);
+	print_stats(&d);
+	for (i = 0; i < d.nslots; i++)
+		close(d.slots[i].stop_fd);
+	free(d.slots);
+	free(d.listeners);
+	if (d.shared.rl != NULL)
+		ratelimit_destroy(&d.rl);
+	entropy_close(&d.source);
+	close(d.signal_fd);
+	close(d.wake_fd);
+	return 0;
+}

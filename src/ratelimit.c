@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The shared rate-limit budget.  This is the only state guest threads
+ * share, and every access to it is under rl->lock.  Unlimited daemons
+ * never create one (the guest threads skip it, no lock per request).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "ratelimit.h"
+
+uint64_t
+monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int
+ratelimit_init(struct ratelimit *rl, uint64_t max_bytes, uint32_t period_ms,
+    unsigned nguests, uint64_t now_ns)
+{
+	memset(rl, 0, sizeof(*rl));
+	if (nguests == 0 || period_ms == 0 || max_bytes == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	rl->max_bytes = max_bytes;
+	rl->period_ns = (uint64_t)period_ms * 1000000ull;
+	rl->nguests = nguests;
+	rl->epoch_ns = now_ns;
+	if ((rl->used = calloc(nguests, sizeof(*rl->used))) == NULL)
+		return -1;
+	if ((errno = pthread_mutex_init(&rl->lock, NULL)) != 0) {
+		free(rl->used);
+		rl->used = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void
+ratelimit_destroy(struct ratelimit *rl)
+{
+	if (rl->used == NULL)
+		return;
+	pthread_mutex_destroy(&rl->lock);
+	free(rl->used);
+	rl->used = NULL;
+}
+
+uint64_t
+ratelimit_share(const struct ratelimit *rl, unsigned guest, uint64_t period)
+{
+	uint64_t base = rl->max_bytes / rl->nguests;
+	uint64_t rem = rl->max_bytes % rl->nguests;
+	/* Guests period, period+1, ... (mod n) get the remainder bytes. */
+	uint64_t slot = (guest + rl->nguests - period % rl->nguests) %
+	    rl->nguests;
+
+	return base + (slot < rem ? 1 : 0);
+}
+
+static uint64_t
+period_of(const struct ratelimit *rl, uint64_t now_ns)
+{
+	if (now_ns < rl->epoch_ns)
+		return 0;
+	return (now_ns - rl->epoch_ns) / rl->period_ns;
+}
+
+/* Start of period p, saturating instead of wrapping. */
+static uint64_t
+period_start(const struct ratelimit *rl, uint64_t p)
+{
+	if (p > (UINT64_MAX - rl->epoch_ns) / rl->period_ns)
+		return UINT64_MAX;
+	return rl->epoch_ns + p * rl->period_ns;
+}
+
+/* Called with the lock held: move to the period that now_ns is in. */
+static void
+roll(struct ratelimit *rl, uint64_t now_ns)
+{
+	uint64_t p = period_of(rl, now_ns);
+
+	if (p != rl->period) {
+		rl->period = p;
+		memset(rl->used, 0, rl->nguests * sizeof(*rl->used));
+	}
+}
+
+uint64_t
+ratelimit_take(struct ratelimit *rl, unsigned guest, uint64_t want,
+    uint64_t now_ns, uint64_t *wake_ns)
+{
+	uint64_t share, left, got, p;
+
+	if (guest >= rl->nguests || want == 0)
+		return 0;
+	pthread_mutex_lock(&rl->lock);
+	roll(rl, now_ns);
+	share = ratelimit_share(rl, guest, rl->period);
+	left = share > rl->used[guest] ? share - rl->used[guest] : 0;
+	got = want < left ? want : left;
+	rl->used[guest] += got;
+	p = rl->period;
+	pthread_mutex_unlock(&rl->lock);
+
+	if (got == 0 && wake_ns != NULL) {
+		uint64_t cur = p;
+
+		/* The next period in which this guest has a byte to take. */
+		do {
+			p++;
+		} while (ratelimit_share(rl, guest, p) == 0 &&
+		    p - cur < rl->nguests);
+		*wake_ns = period_start(rl, p);
+	}
+	return got;
+}
+
+void
+ratelimit_give_back(struct ratelimit *rl, unsigned guest, uint64_t bytes,
+    uint64_t now_ns)
+{
+	if (guest >= rl->nguests || bytes == 0)
+		return;
+	pthread_mutex_lock(&rl->lock);
+	/* A grant of an earlier period died with that period. */
+	if (period_of(rl, now_ns) == rl->period)
+		rl->used[guest] -= bytes < rl->used[guest] ? bytes :
+		    rl->used[guest];
+	pthread_mutex_unlock(&rl->lock);
+}

@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vhost-user requests for the entropy device (QEMU
+ * docs/interop/vhost-user.rst).
+ *
+ * Security model: never assume a received field is sensible.  The
+ * dispatcher checks, once and before any handler runs, that the request is
+ * one we implement, that its payload has exactly the size the request
+ * defines, that it carries the number of fds it may carry, and that a ring
+ * index names our one queue.  Handlers then check the values.  Received
+ * fds are closed on every failure path; a handler that keeps one sets its
+ * slot to -1.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "vu_dev.h"
+
+enum size_rule {
+	SZ_NONE,	/* no payload */
+	SZ_U64,
+	SZ_STATE,
+	SZ_ADDR,
+	SZ_MEM_TABLE,	/* 8 + 32 * nregions, checked by the handler */
+	SZ_SINGLE,
+};
+
+enum fd_rule {
+	FD_NONE,
+	FD_TABLE,	/* 0 .. VU_MEM_TABLE_MAX */
+	FD_ONE,		/* exactly one */
+	FD_OPTIONAL,	/* 0 or 1 */
+	FD_VRING,	/* 1, or 0 with the no-fd bit */
+};
+
+/* Handler results. */
+#define H_OK		0	/* done; REPLY_ACK 0 if asked */
+#define H_REPLIED	1	/* handler filled msg as the reply */
+#define H_FAIL		(-1)
+
+typedef int (*handler_fn)(struct vu_dev *, struct vu_msg *);
+
+struct request_rule {
+	handler_fn	handler;
+	enum size_rule	size;
+	enum fd_rule	fds;
+	bool		vring;		/* payload names a ring index */
+	bool		replies;	/* has its own reply body */
+};
+
+static void
+close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void
+vu_dev_init(struct vu_dev *dev, int sock)
+{
+	memset(dev, 0, sizeof(*dev));
+	dev->sock = sock;
+	dev->kick_fd = dev->call_fd = dev->err_fd = -1;
+	memtable_init(&dev->mt);
+	virtq_init(&dev->vq);
+}
+
+static void
+ring_stop(struct vu_dev *dev)
+{
+	dev->started = false;
+	dev->kick_polling = false;
+	close_fd(&dev->kick_fd);
+}
+
+void
+vu_dev_cleanup(struct vu_dev *dev)
+{
+	ring_stop(dev);
+	close_fd(&dev->call_fd);
+	close_fd(&dev->err_fd);
+	memtable_clear(&dev->mt);
+	virtq_reset(&dev->vq);
+	if (dev->sock >= 0)
+		close(dev->sock);
+	dev->sock = -1;
+}
+
+bool
+vu_dev_ring_runnable(struct vu_dev *dev)
+{
+	return dev->started && dev->enabled && !dev->vq.broken &&
+	    virtq_ready(&dev->vq, &dev->mt);
+}
+
+static void
+eventfd_signal(int fd)
+{
+	uint64_t one = 1;
+
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("signalling eventfd");
+}
+
+void
+vu_dev_notify(struct vu_dev *dev)
+{
+	if (virtq_should_notify(&dev->vq))
+		eventfd_signal(dev->call_fd);
+}
+
+void
+vu_dev_signal_error(struct vu_dev *dev)
+{
+	eventfd_signal(dev->err_fd);
+}
+
+static int
+reply_u64(struct vu_msg *msg, uint64_t v)
+{
+	msg->hdr.size = sizeof(msg->payload.u64);
+	msg->payload.u64 = v;
+	return H_REPLIED;
+}
+
+static int
+get_features(struct vu_dev *dev, struct vu_msg *msg)
+{
+	(void)dev;
+	return reply_u64(msg, VU_OFFERED_FEATURES);
+}
+
+static int
+set_features(struct vu_dev *dev, struct vu_msg *msg)
+{
+	uint64_t f = msg->payload.u64;
+
+	if (f & ~VU_OFFERED_FEATURES)
+		log_info("SET_FEATURES: ignoring bits 0x%llx we did not offer",
+		    (unsigned long long)(f & ~VU_OFFERED_FEATURES));
+	dev->features = f & VU_OFFERED_FEATURES;
+	dev->vq.event_idx = (dev->features &
+	    (1ull << VIRTIO_RING_F_EVENT_IDX)) != 0;
+	/* The ring sizes depend on EVENT_IDX: translate again. */
+	dev->vq.mapped = false;
+	/*
+	 * vhost-user.rst "Ring states": without VHOST_USER_F_PROTOCOL_FEATURES
+	 * rings start enabled; with it, SET_VRING_ENABLE enables them.
+	 */
+	if (!(dev->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
+		dev->enabled = true;
+	log_info("features 0x%llx (EVENT_IDX %s)",
+	    (unsigned long long)dev->features, dev->vq.event_idx ? "on" :
+	    "off");
+	return H_OK;
+}
+
+static int
+get_protocol_features(struct vu_dev *dev, struct vu_msg *msg)
+{
+	(void)dev;
+	return reply_u64(msg, VU_OFFERED_PROTOCOL_FEATURES);
+}
+
+static int
+set_protocol_features(struct vu_dev *dev, struct vu_msg *msg)
+{
+	uint64_t f = msg->payload.u64;
+
+	if (f & ~VU_OFFERED_PROTOCOL_FEATURES)
+		log_info("SET_PROTOCOL_FEATURES: ignoring bits 0x%llx we did "
+		    "not offer", (unsigned long long)(f &
+		    ~VU_OFFERED_PROTOCOL_FEATURES));
+	dev->protocol_features = f & VU_OFFERED_PROTOCOL_FEATURES;
+	return H_OK;
+}
+
+static int
+set_owner(struct vu_dev *dev, struct vu_msg *msg)
+{
+	(void)msg;
+	dev->owner = true;
+	return H_OK;
+}
+
+/* Deprecated; vhost-user.rst recommends treating it as "disable rings". */
+static int
+reset_owner(struct vu_dev *dev, struct vu_msg *msg)
+{
+	(void)msg;
+	ring_stop(dev);
+	dev->enabled = false;
+	return H_OK;
+}
+
+/* "disable all rings and reset all internal device state". */
+static int
+reset_device(struct vu_dev *dev, struct vu_msg *msg)
+{
+	(void)msg;
+	ring_stop(dev);
+	close_fd(&dev->call_fd);
+	close_fd(&dev->err_fd);
+	dev->enabled = false;
+	dev->features = 0;
+	virtq_reset(&dev->vq);
+	return H_OK;
+}
+
+static int
+set_mem_table(struct vu_dev *dev, struct vu_msg *msg)
+{
+	const struct vu_mem_table *t = &msg->payload.mem;
+	int ret;
+
+	if (t->nregions > VU_MEM_TABLE_MAX ||
+	    msg->hdr.size != 8 + t->nregions * sizeof(t->regions[0])) {
+		log_guest_err("SET_MEM_TABLE: %u regions in a %u-byte payload",
+		    t->nregions, msg->hdr.size);
+		return H_FAIL;	/* the dispatcher closes the fds */
+	}
+	ret = memtable_set(&dev->mt, t->regions, t->nregions, msg->fds,
+	    msg->nfds);
+	/* memtable_set closed them, whatever the outcome. */
+	memset(msg->fds, -1, sizeof(msg->fds));
+	msg->nfds = 0;
+	if (ret < 0)
+		return H_FAIL;
+	log_info("memory table: %u region(s)", dev->mt.nregions);
+	return H_OK;
+}
+
+static int
+get_max_mem_slots(struct vu_dev *dev, struct vu_msg *msg)
+{
+	(void)dev;
+	return reply_u64(msg, MEMTABLE_MAX_SLOTS);
+}
+
+static int
+add_mem_reg(struct vu_dev *dev, struct vu_msg *msg)
+{
+	int fd = msg->fds[0];
+
+	msg->fds[0] = -1;	/* memtable_add owns it now */
+	if (memtable_add(&dev->mt, &msg->payload.single.region, fd) < 0)
+		return H_FAIL;
+	log_info("memory region added: %u region(s)", dev->mt.nregions);
+	return H_OK;
+}
+
+static int
+rem_mem_reg(struct vu_dev *dev, struct vu_msg *msg)
+{
+	/*
+	 * vhost-user.rst: "If a file descriptor is passed, the back-end MUST
+	 * close it without using it otherwise" (the dispatcher does).
+	 */
+	if (memtable_remove(&dev->mt, &msg->payload.single.region) < 0)
+		return H_FAIL;
+	return H_OK;
+}
+
+static int
+set_vring_num(struct vu_dev *dev, struct vu_msg *msg)
+{
+	if (dev->started) {
+		log_guest_err("SET_VRING_NUM while the ring runs");
+		return H_FAIL;
+	}
+	return virtq_set_num(&dev->vq, msg->payload.state.num) < 0 ? H_FAIL :
+	    H_OK;
+}
+
+static int
+set_vring_addr(struct vu_dev *dev, struct vu_msg *msg)
+{
+	const struct vu_vring_addr *a = &msg->payload.addr;
+
+	if (virtq_set_addr(&dev->vq, a->desc_user_addr, a->avail_user_addr,
+	    a->used_user_addr) < 0)
+		return H_FAIL;
+	return H_OK;
+}
+
+static int
+set_vring_base(struct vu_dev *dev, struct vu_msg *msg)
+{
+	uint32_t base = msg->payload.state.num;
+
+	if (dev->started) {
+		log_guest_err("SET_VRING_BASE while the ring runs");
+		return H_FAIL;
+	}
+	if (base > UINT16_MAX) {
+		log_guest_err("SET_VRING_BASE: %u is not a split-ring index",
+		    base);
+		return H_FAIL;
+	}
+	virtq_set_base(&dev->vq, (uint16_t)base);
+	return H_OK;
+}
+
+/* Stops the ring (vhost-user.rst "Ring states") and reports where it is. */
+static int
+get_vring_base(struct vu_dev *dev, struct vu_msg *msg)
+{
+	ring_stop(dev);
+	msg->payload.state.num = dev->vq.last_avail_idx;
+	msg->hdr.size = sizeof(msg->payload.state);
+	log_info("ring stopped at avail index %u", dev->vq.last_avail_idx);
+	return H_REPLIED;
+}
+
+/* Takes the fd of SET_VRING_KICK/CALL/ERR into *slot, or -1 for no-fd. */
+static void
+take_vring_fd(struct vu_msg *msg, int *slot)
+{
+	close_fd(slot);
+	if (msg->nfds == 1) {
+		*slot = msg->fds[0];
+		msg->fds[0] = -1;
+	}
+}
+
+static int
+set_vring_kick(struct vu_dev *dev, struct vu_msg *msg)
+{
+	take_vring_fd(msg, &dev->kick_fd);
+	dev->kick_polling = dev->kick_fd < 0;
+	/*
+	 * The ring starts with its first kick; we treat the kick fd as that
+	 * point and look at the ring at once, so buffers the driver queued
+	 * before we got here are not left waiting.  A fresh start also clears
+	 * a broken latch: the front-end restarted the ring.
+	 */
+	dev->started = true;
+	dev->vq.broken = false;
+	dev->vq.mapped = false;
+	if (dev->kick_polling)
+		log_info("no kick fd: polling the ring");
+	return H_OK;
+}
+
+static int
+set_vring_call(struct vu_dev *dev, struct vu_msg *msg)
+{
+	take_vring_fd(msg, &dev->call_fd);
+	return H_OK;
+}
+
+static int
+set_vring_err(struct vu_dev *dev, struct vu_msg *msg)
+{
+	take_vring_fd(msg, &dev->err_fd);
+	return H_OK;
+}
+
+static int
+get_queue_num(struct vu_dev *dev, struct vu_msg *msg)
+{
+	(void)dev;
+	return reply_u64(msg, VU_NUM_QUEUES);
+}
+
+static int
+set_vring_enable(struct vu_dev *dev, struct vu_msg *msg)
+{
+	uint32_t on = msg->payload.state.num;
+
+	if (on > 1) {
+		log_guest_err("SET_VRING_ENABLE: %u is neither 0 nor 1", on);
+		return H_FAIL;
+	}
+	dev->enabled = on == 1;
+	log_info("ring %s", dev->enabled ? "enabled" : "disabled");
+	return H_OK;
+}
+
+static const struct request_rule rules[VU_REQUEST_MAX] = {
+	[VU_GET_FEATURES] = { get_features, SZ_NONE, FD_NONE, false, true },
+	[VU_SET_FEATURES] = { set_features, SZ_U64, FD_NONE, false },
+	[VU_SET_OWNER] = { set_owner, SZ_NONE, FD_NONE, false },
+	[VU_RESET_OWNER] = { reset_owner, SZ_NONE, FD_NONE, false },
+	[VU_SET_MEM_TABLE] = { set_mem_table, SZ_MEM_TABLE, FD_TABLE, false },
+	[VU_SET_VRING_NUM] = { set_vring_num, SZ_STATE, FD_NONE, true },
+	[VU_SET_VRING_ADDR] = { set_vring_addr, SZ_ADDR, FD_NONE, true },
+	[VU_SET_VRING_BASE] = { set_vring_base, SZ_STATE, FD_NONE, true },
+	[VU_GET_VRING_BASE] = { get_vring_base, SZ_STATE, FD_NONE, true, true },
+	[VU_SET_VRING_KICK] = { set_vring_kick, SZ_U64, FD_VRING, true },
+	[VU_SET_VRING_CALL] = { set_vring_call, SZ_U64, FD_VRING, true },
+	[VU_SET_VRING_ERR] = { set_vring_err, SZ_U64, FD_VRING, true },
+	[VU_GET_PROTOCOL_FEATURES] = { get_protocol_features, SZ_NONE, FD_NONE,
+	    false, true },
+	[VU_SET_PROTOCOL_FEATURES] = { set_protocol_features, SZ_U64, FD_NONE,
+	    false },
+	[VU_GET_QUEUE_NUM] = { get_queue_num, SZ_NONE, FD_NONE, false, true },
+	[VU_SET_VRING_ENABLE] = { set_vring_enable, SZ_STATE, FD_NONE, true },
+	[VU_RESET_DEVICE] = { reset_device, SZ_NONE, FD_NONE, false },
+	[VU_GET_MAX_MEM_SLOTS] = { get_max_mem_slots, SZ_NONE, FD_NONE,
+	    false, true },
+	[VU_ADD_MEM_REG] = { add_mem_reg, SZ_SINGLE, FD_ONE, false },
+	[VU_REM_MEM_REG] = { rem_mem_reg, SZ_SINGLE, FD_OPTIONAL, false },
+};
+
+static bool
+size_ok(const struct request_rule *r, uint32_t size)
+{
+	switch (r->size) {
+	case SZ_NONE:
+		return size == 0;
+	case SZ_U64:
+		return size == sizeof(uint64_t);
+	case SZ_STATE:
+		return size == sizeof(struct vu_vring_state);
+	case SZ_ADDR:
+		return size == sizeof(struct vu_vring_addr);
+	case SZ_MEM_TABLE:
+		return size >= 8 && size <= sizeof(struct vu_mem_table);
+	case SZ_SINGLE:
+		return size == sizeof(struct vu_mem_single);
+	}
+	return false;
+}
+
+static bool
+fds_ok(const struct request_rule *r, const struct vu_msg *msg)
+{
+	switch (r->fds) {
+	case FD_NONE:
+		return msg->nfds == 0;
+	case FD_TABLE:
+		return msg->nfds <= VU_MEM_TABLE_MAX;
+	case FD_ONE:
+		return msg->nfds == 1;
+	case FD_OPTIONAL:
+		return msg->nfds <= 1;
+	case FD_VRING:
+		if (msg->payload.u64 & VU_VRING_NOFD)
+			return msg->nfds == 0;
+		return msg->nfds == 1;
+	}
+	return false;
+}
+
+static uint32_t
+vring_index(const struct request_rule *r, const struct vu_msg *msg)
+{
+	if (r->size == SZ_U64)
+		return (uint32_t)(msg->payload.u64 & VU_VRING_IDX_MASK);
+	if (r->size == SZ_ADDR)
+		return msg->payload.addr.index;
+	return msg->payload.state.index;
+}
+
+/* Whether the front-end expects a u64 status for this message. */
+static bool
+wants_ack(const struct vu_dev *dev, const struct vu_msg *msg)
+{
+	return (msg->hdr.flags & VU_FLAG_NEED_REPLY) &&
+	    (dev->protocol_features & (1ull << VU_PROTOCOL_F_REPLY_ACK));
+}
+
+int
+vu_dev_handle(struct vu_dev *dev, struct vu_msg *msg)
+{
+	const struct request_rule *r = NULL;
+	uint32_t req = msg->hdr.request;
+	bool ack = wants_ack(dev, msg);
+	int res;
+
+	DPRINTF("%s (%u) size %u fds %u flags 0x%x", vu_request_name(req),
+	    req, msg->hdr.size, msg->nfds, msg->hdr.flags);
+
+	if (req < VU_REQUEST_MAX && rules[req].handler != NULL)
+		r = &rules[req];
+	if (r == NULL) {
+		log_guest_err("unsupported request %s (%u)",
+		    vu_request_name(req), req);
+		res = H_FAIL;
+	} else if (!size_ok(r, msg->hdr.size)) {
+		log_guest_err("%s: payload of %u bytes is malformed",
+		    vu_request_name(req), msg->hdr.size);
+		res = H_FAIL;
+		ack = false;	/* a framing error: hang up */
+	} else if (!fds_ok(r, msg)) {
+		log_guest_err("%s: %u file descriptors is wrong here",
+		    vu_request_name(req), msg->nfds);
+		res = H_FAIL;
+		ack = false;
+	} else if (r->vring && vring_index(r, msg) >= VU_NUM_QUEUES) {
+		log_guest_err("%s: ring %u does not exist (the device has %u)",
+		    vu_request_name(req), vring_index(r, msg),
+		    VU_NUM_QUEUES);
+		res = H_FAIL;
+	} else
+		res = r->handler(dev, msg);
+	vu_msg_close_fds(msg);
+	/* REPLY_ACK changes nothing for requests with a reply of their own. */
+	if (r != NULL && r->replies)
+		ack = false;
+
+	if (res == H_REPLIED)
+		return vu_msg_send_reply(dev->sock, msg);
+	if (res == H_FAIL)
+		dev->bad_messages++;
+	if (ack) {
+		msg->hdr.size = sizeof(msg->payload.u64);
+		msg->payload.u64 = res == H_OK ? 0 : 1;
+		return vu_msg_send_reply(dev->sock, msg);
+	}
+	/* A failure the front-end would not hear of: hang up instead. */
+	return res == H_OK ? 0 : -1;
+}
