@@ -20,6 +20,13 @@
 
 /* When the ring has no kick fd (the no-fd bit), look at it this often. */
 #define KICK_POLL_MS		1
+/*
+ * One pass over the ring serves at most this much before the loop looks at
+ * the socket again, so a guest with a deep queue of large buffers cannot
+ * delay control messages (GET_VRING_BASE, SIGTERM) for long.
+ */
+#define BATCH_MAX_REQUESTS	256
+#define BATCH_MAX_BYTES		(4 * 1024 * 1024)
 /* After a read error of the source, try again this much later. */
 #define SOURCE_RETRY_NS		1000000000ull
 
@@ -31,6 +38,7 @@ struct guest {
 
 	bool			 throttled;	/* timer armed: budget spent */
 	bool			 source_wait;	/* polling the source */
+	bool			 more;		/* batch limit hit: go on */
 	uint64_t		 throttle_start;
 	struct virtq_req	 req;
 };
@@ -76,7 +84,9 @@ process_ring(struct guest *g)
 	struct ratelimit *rl = g->shared->rl;
 	struct vu_dev *dev = &g->dev;
 	unsigned pushed = 0;
+	size_t served = 0;
 
+	g->more = false;
 	if (g->throttled || g->source_wait || !vu_dev_ring_runnable(dev))
 		return;
 	for (;;) {
@@ -84,6 +94,10 @@ process_ring(struct guest *g)
 		ssize_t n;
 		int r;
 
+		if (pushed >= BATCH_MAX_REQUESTS || served >= BATCH_MAX_BYTES) {
+			g->more = true;
+			break;
+		}
 		r = virtq_pop(&dev->vq, &dev->mt, &g->req, GUEST_MAX_REQUEST);
 		if (r < 0) {
 			STAT_ADD(g, errors, 1);
@@ -129,6 +143,7 @@ process_ring(struct guest *g)
 		/* used.len is what really landed in the buffers, >= 1. */
 		virtq_push(&dev->vq, g->req.head, (uint32_t)n);
 		pushed++;
+		served += (size_t)n;
 		STAT_ADD(g, bytes, (uint64_t)n);
 		STAT_ADD(g, requests, 1);
 	}
@@ -170,8 +185,10 @@ guest_loop(struct guest *g)
 		pfd[PFD_SOURCE].fd = g->source_wait ?
 		    entropy_fd(g->shared->source) : -1;
 		pfd[PFD_SOURCE].events = POLLIN;
-		if (g->dev.kick_polling && g->dev.started && !g->throttled &&
-		    !g->source_wait)
+		if (g->more)
+			timeout = 0;
+		else if (g->dev.kick_polling && g->dev.started &&
+		    !g->throttled && !g->source_wait)
 			timeout = KICK_POLL_MS;
 
 		if (poll(pfd, PFD_COUNT, timeout) < 0) {
