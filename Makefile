@@ -72,7 +72,7 @@ check: $(PROG) build/$(PROG)-san build/unit-tests build/integration-tests
 	scripts/e2e-test
 
 demo: $(PROG)
-	scripts/run-guest --compare
+	scripts/demo
 
 install: $(PROG)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANPREFIX)/man8
