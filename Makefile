@@ -88,3 +88,13 @@ clean:
 	    build/$(PROG)-san $(PROG)
 
 .PHONY: all check demo install uninstall clean
+
+# Figures, not tests: scripts/bench runs it.
+build/bench: test/bench.c $(FRONTEND_SRCS) $(UNIT_HDRS) Makefile
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) -Itest -o $@ test/bench.c $(FRONTEND_SRCS) \
+	    src/log.c $(LIBS)
+
+bench: $(PROG) build/bench
+	scripts/bench
+.PHONY: bench
