@@ -69,17 +69,19 @@ check: $(PROG) build/$(PROG)-san build/unit-tests build/integration-tests
 	VRNG_BIN=./build/$(PROG)-san ./build/integration-tests
 	VRNG_BIN=./$(PROG) ./build/integration-tests
 	mandoc -Tlint -Wwarning man/$(PROG).8
+	scripts/check-options
+	MAKE="$(MAKE)" scripts/test-install
 	scripts/e2e-test
 
 demo: $(PROG)
 	scripts/demo
 
-install: $(PROG)
+install: $(PROG) install-extra
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANPREFIX)/man8
 	install -m 755 $(PROG) $(DESTDIR)$(BINDIR)/$(PROG)
 	install -m 644 man/$(PROG).8 $(DESTDIR)$(MANPREFIX)/man8/$(PROG).8
 
-uninstall:
+uninstall: uninstall-extra
 	rm -f $(DESTDIR)$(BINDIR)/$(PROG)
 	rm -f $(DESTDIR)$(MANPREFIX)/man8/$(PROG).8
 
@@ -88,6 +90,8 @@ clean:
 	    build/$(PROG)-san $(PROG)
 
 .PHONY: all check demo install uninstall clean
+
+include scripts/install.mk
 
 # Figures, not tests: scripts/bench runs it.
 build/bench: test/bench.c $(FRONTEND_SRCS) $(UNIT_HDRS) Makefile

@@ -8,9 +8,9 @@
 #include <stdio.h>
 
 #define CONFIG_DEFAULT_SOURCE		"/dev/urandom"
-#define CONFIG_DEFAULT_PERIOD_MS	65536
-#define CONFIG_MAX_PERIOD_MS		65536
-#define CONFIG_MAX_SOCKETS		1024
+#define CONFIG_DEFAULT_PERIOD_MS	65536u
+#define CONFIG_MAX_PERIOD_MS		65536u
+#define CONFIG_MAX_SOCKETS		1024u
 /* max_bytes when no --max-bytes is given: no rate limit at all. */
 #define CONFIG_UNLIMITED		UINT64_MAX
 
@@ -22,6 +22,8 @@ struct config {
 	uint64_t	 max_bytes;	/* CONFIG_UNLIMITED: no limit */
 	int		 verbose;
 	int		 fd;		/* --fd, or -1 */
+	bool		 period_given;	/* -p without -m has no effect */
+	bool		 count_given;
 	bool		 print_capabilities;
 };
 

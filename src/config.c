@@ -58,6 +58,8 @@ config_usage(FILE *fp)
 	fprintf(fp,
 	    "usage: %s -s path [-v] [-c count] [-f file] [-m bytes] [-p ms]\n"
 	    "       %s --fd fdnum [-v] [-f file] [-m bytes] [-p ms]\n"
+	    "       %s [-v] [-f file] [-m bytes] [-p ms]   (systemd "
+	    "socket activation)\n"
 	    "       %s --print-capabilities | -h | -V\n"
 	    "\n"
 	    "  -s, --socket-path=PATH   listen on PATH0 .. PATH<count-1>\n"
@@ -73,7 +75,8 @@ config_usage(FILE *fp)
 	    "  -v, --verbose            more logging (twice: debug)\n"
 	    "  -h, --help               this help\n"
 	    "  -V, --version            print the version\n",
-	    getprogname(), getprogname(), getprogname(), CONFIG_MAX_SOCKETS,
+	    getprogname(), getprogname(), getprogname(), getprogname(),
+	    CONFIG_MAX_SOCKETS,
 	    CONFIG_DEFAULT_SOURCE, CONFIG_MAX_PERIOD_MS,
 	    CONFIG_DEFAULT_PERIOD_MS);
 }
@@ -119,10 +122,19 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 {
 	const char *why;
 	uint64_t v;
-	bool have_period = false;
-	int ch;
+	int ch, i;
 
 	err[0] = '\0';
+	/*
+	 * vhost-user.rst "Backend program conventions": with
+	 * --print-capabilities, "other options and arguments should be
+	 * ignored", even bad ones.
+	 */
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--print-capabilities") == 0) {
+			cfg->print_capabilities = true;
+			return CONFIG_RUN;
+		}
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":s:c:f:p:m:vhV", long_options,
@@ -141,6 +153,7 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 				    "%s (1..%u)", optarg, why,
 				    CONFIG_MAX_SOCKETS);
 			cfg->socket_count = (unsigned)v;
+			cfg->count_given = true;
 			break;
 		case 'f':
 			if (optarg[0] == '\0')
@@ -155,7 +168,7 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 				    "(1..%u ms)", optarg, why,
 				    CONFIG_MAX_PERIOD_MS);
 			cfg->period_ms = (uint32_t)v;
-			have_period = true;
+			cfg->period_given = true;
 			break;
 		case 'm':
 			if ((why = parse_u64(optarg, 1, UINT64_MAX, &v)) !=
@@ -197,10 +210,6 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 	if (optind < argc)
 		return fail(err, errlen, "unexpected argument '%s'",
 		    argv[optind]);
-	/* The conventions say: other options are ignored with this one. */
-	if (cfg->print_capabilities)
-		return CONFIG_RUN;
-	(void)have_period;
 	if (cfg->fd >= 0 && cfg->socket_path != NULL)
 		return fail(err, errlen,
 		    "--fd and --socket-path cannot be used together");

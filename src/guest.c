@@ -264,7 +264,6 @@ guest_main(void *arg)
 		log_warn("timerfd_create");
 	else {
 		STAT_ADD(g, connects, 1);
-		log_info("front-end connected");
 		guest_loop(g);
 		close(g->timer_fd);
 	}

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -217,6 +218,23 @@ main_loop(struct daemon *d)
 	free(pfd);
 }
 
+/*
+ * Each connected guest holds about six fds (socket, kick, call, err,
+ * timer, stop); with many guests the usual soft limit of 1024 is too low,
+ * so take what the hard limit allows.
+ */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("raising the open file limit");
+	}
+}
+
 static void
 usage_error(const char *msg)
 {
@@ -251,7 +269,11 @@ setup_listeners(struct daemon *d)
 		if (n < 0)
 			fatalx("%s", err);
 		if (n == 0)
-			usage_error("no socket: give --socket-path or --fd");
+			usage_error("no socket: give --socket-path, --fd, or "
+			    "start under systemd socket activation");
+		if (d->cfg.count_given && d->cfg.socket_count != (unsigned)n)
+			fatalx("--socket-count %u, but systemd passed %d "
+			    "sockets", d->cfg.socket_count, n);
 		d->nslots = (unsigned)n;
 		return;
 	}
@@ -284,6 +306,9 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	log_init(d.cfg.verbose);
+	if (d.cfg.period_given && d.cfg.max_bytes == CONFIG_UNLIMITED)
+		log_warnx("--period has no effect without --max-bytes");
+	raise_fd_limit();
 
 	/* The source is checked before any socket exists. */
 	if (entropy_open(&d.source, d.cfg.filename, err, sizeof(err)) < 0)
