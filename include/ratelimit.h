@@ -7,8 +7,8 @@
  * between the nguests guests (--socket-count), on CLOCK_MONOTONIC.
  *
  * Split rule: each guest gets max_bytes / nguests per period.  The
- * remainder r = max_bytes % nguests goes one byte each to r guests, and
- * which r guests get it rotates with the period number, so every byte of
+ * remainder r = max_bytes % nguests goes one byte each to r consecutive
+ * guests, a window that moves on by r guests each period, so every byte of
  * the budget is usable and, when max_bytes < nguests, every guest still
  * gets a byte every ceil(nguests / max_bytes) periods: nobody starves.
  *

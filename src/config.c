@@ -135,7 +135,11 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 			cfg->print_capabilities = true;
 			return CONFIG_RUN;
 		}
-	optind = 1;
+	/*
+	 * optind = 0, not 1: glibc keeps its place inside an option cluster
+	 * ("-xv") across calls unless told to start over completely.
+	 */
+	optind = 0;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":s:c:f:p:m:vhV", long_options,
 	    NULL)) != -1) {

@@ -19,7 +19,8 @@ entropy_open(struct entropy *src, const char *path, char *err, size_t errlen)
 	memset(src, 0, sizeof(*src));
 	src->fd = -1;
 	if (strlcpy(src->path, path, sizeof(src->path)) >= sizeof(src->path)) {
-		snprintf(err, errlen, "%s: path too long", path);
+		snprintf(err, errlen, "entropy source path too long (%zu "
+		    "bytes, at most %zu)", strlen(path), sizeof(src->path) - 1);
 		return -1;
 	}
 	/*

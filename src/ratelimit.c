@@ -57,11 +57,17 @@ ratelimit_destroy(struct ratelimit *rl)
 uint64_t
 ratelimit_share(const struct ratelimit *rl, unsigned guest, uint64_t period)
 {
-	uint64_t base = rl->max_bytes / rl->nguests;
-	uint64_t rem = rl->max_bytes % rl->nguests;
-	/* Guests period, period+1, ... (mod n) get the remainder bytes. */
-	uint64_t slot = (guest + rl->nguests - period % rl->nguests) %
-	    rl->nguests;
+	uint64_t n = rl->nguests;
+	uint64_t base = rl->max_bytes / n;
+	uint64_t rem = rl->max_bytes % n;
+	/*
+	 * The rem remainder bytes go to rem consecutive guests, starting at
+	 * guest (period * rem) mod n: the window moves on by rem guests each
+	 * period, so each guest's turn comes every ceil(n / rem) periods.
+	 * (rem < n <= CONFIG_MAX_SOCKETS: the product cannot overflow.)
+	 */
+	uint64_t first = (period % n) * rem % n;
+	uint64_t slot = (guest + n - first) % n;
 
 	return base + (slot < rem ? 1 : 0);
 }
