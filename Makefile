@@ -35,7 +35,7 @@ OBJS =		$(SRCS:src/%.c=build/obj/%.o)
 UNIT_SRCS =	$(wildcard test/test_*.c)
 UNIT_HDRS =	$(wildcard test/*.h)
 FRONTEND_SRCS =	test/frontend.c
-IT_SRCS =	$(wildcard test/it_*.c)
+IT_SRCS =	$(filter-out test/it_main.c,$(wildcard test/it_*.c))
 
 all: $(PROG)
 

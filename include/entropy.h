@@ -45,6 +45,7 @@ void	entropy_close(struct entropy *);
 #define ENTROPY_AGAIN	(-2)	/* nothing now: poll entropy_fd() */
 #define ENTROPY_EOF	(-3)	/* regular file used up */
 #define ENTROPY_ERROR	(-1)
+#define ENTROPY_FAULT	(-4)	/* the buffers were not writable (EFAULT) */
 
 /*
  * Reads into the iovecs (guest memory, no bounce buffer).  Returns the

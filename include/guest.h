@@ -53,6 +53,8 @@ struct guest_slot {
 	bool			 finished;
 };
 
+/* Turns SIGBUS on guest memory into a broken ring (call before threads). */
+int	guest_install_fault_handler(void);
 /* Starts the thread for slot->conn_fd; the thread owns the fd from here. */
 int	guest_start(struct guest_slot *);
 /* Reads the statistics (from any thread). */

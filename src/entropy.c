@@ -127,6 +127,9 @@ entropy_read(struct entropy *src, const struct iovec *iov, unsigned niov)
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return ENTROPY_AGAIN;
+		/* Guest memory gone from under the mapping: not the source. */
+		if (errno == EFAULT)
+			return ENTROPY_FAULT;
 		log_warn("reading entropy source %s", src->path);
 		return ENTROPY_ERROR;
 	}

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,11 +76,66 @@ arm_timer(struct guest *g, uint64_t when_ns)
 }
 
 /*
+ * Guest memory is a shared mapping of the front-end's file.  If the
+ * front-end shrinks that file after handing it over (memtable.c checks the
+ * size only at mapping time), touching the lost pages raises SIGBUS, which
+ * would kill every guest.  So ring accesses run under a per-thread guard:
+ * the handler jumps back to it, and the ring is marked broken instead.
+ */
+static _Thread_local sigjmp_buf *fault_guard;
+
+static void
+on_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+	(void)si;
+	(void)ctx;
+	if (fault_guard != NULL)
+		siglongjmp(*fault_guard, 1);
+	/* Not ours: die as we would have without the handler. */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int
+guest_install_fault_handler(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGBUS, &sa, NULL);
+}
+
+static void process_ring_unguarded(struct guest *);
+
+static void
+process_ring(struct guest *g)
+{
+	sigjmp_buf env;
+
+	if (sigsetjmp(env, 1) != 0) {
+		fault_guard = NULL;
+		log_guest_err("guest memory vanished under the ring (the "
+		    "front-end shrank its memory file): ring marked broken");
+		g->dev.vq.broken = true;
+		g->more = false;
+		STAT_ADD(g, errors, 1);
+		vu_dev_signal_error(&g->dev);
+		return;
+	}
+	fault_guard = &env;
+	process_ring_unguarded(g);
+	fault_guard = NULL;
+}
+
+/*
  * Serves available requests until the ring is empty, the budget is spent
  * or the source has nothing; then interrupts the guest once if it wants.
  */
 static void
-process_ring(struct guest *g)
+process_ring_unguarded(struct guest *g)
 {
 	struct ratelimit *rl = g->shared->rl;
 	struct vu_dev *dev = &g->dev;
@@ -130,7 +186,14 @@ process_ring(struct guest *g)
 			if (rl != NULL)
 				ratelimit_give_back(rl, g->slot->index, grant,
 				    now);
-			if (n == ENTROPY_AGAIN)
+			if (n == ENTROPY_FAULT) {
+				log_guest_err("guest buffer of request %u is "
+				    "not writable memory: ring marked broken",
+				    g->req.head);
+				dev->vq.broken = true;
+				STAT_ADD(g, errors, 1);
+				vu_dev_signal_error(dev);
+			} else if (n == ENTROPY_AGAIN)
 				g->source_wait = true;
 			else if (n == ENTROPY_ERROR)
 				arm_timer(g, monotonic_ns() + SOURCE_RETRY_NS);

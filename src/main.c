@@ -322,6 +322,8 @@ main(int argc, char *argv[])
 	if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
 		fatalx("pthread_sigmask");
 	signal(SIGPIPE, SIG_IGN);
+	if (guest_install_fault_handler() < 0)
+		fatal("SIGBUS handler");
 	if ((d.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0)
 		fatal("signalfd");
 	if ((d.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)

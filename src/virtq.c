@@ -304,7 +304,15 @@ virtq_pop(struct virtq *vq, const struct memtable *mt, struct virtq_req *req,
 			indirect = true;
 			indirect_gpa = d.addr;
 			table_size = d.len / sizeof(struct vring_desc);
-			max_found = table_size;
+			/*
+			 * VIRTIO 1.x 2.7.5.3.1: "A driver MUST NOT create a
+			 * descriptor chain longer than the Queue Size".  The
+			 * table may claim 2^28 entries; walking a loop in it
+			 * that long would stall this guest's thread for
+			 * seconds, so the queue size bounds the walk.
+			 */
+			max_found = table_size < vq->num ? table_size :
+			    vq->num;
 			found = 0;
 			i = 0;
 			continue;

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef VRNG_TEST_IT_H
+#define VRNG_TEST_IT_H
+
+/*
+ * Shorthands for the integration suites (test/it_*.c).  Every helper of
+ * frontend.c returns 0 on success; these turn a failure into a Check
+ * failure that carries fe_errstr() (and so the daemon's log).
+ */
+
+#include <check.h>
+
+#include "frontend.h"
+
+/* Generous: a test is a few seconds at most, but the machine is noisy. */
+#define IT_TIMEOUT	30
+
+#define IT_OK(expr)							\
+	ck_assert_msg((expr) == 0, "%s failed: %s", #expr, fe_errstr())
+
+/* Starts a daemon with n sockets and extra arguments (NULL-terminated). */
+#define IT_START(vd, n, ...)						\
+	ck_assert_msg(vd_start((vd), (n), __VA_ARGS__) == 0,		\
+	    "starting the daemon: %s", fe_errstr())
+
+/* Connects a front-end to socket i of vd and runs the QEMU sequence. */
+#define IT_OPEN(fe, vd, i, cfg) do {					\
+	char it_path_[256];						\
+									\
+	ck_assert_msg(fe_open((fe), vd_sock((vd), (i), it_path_,	\
+	    sizeof(it_path_)), (cfg)) == 0, "front-end on socket %u: %s%s", \
+	    (unsigned)(i), fe_errstr(), vd_log_text(vd));		\
+} while (0)
+
+/* SIGTERM; the daemon must exit 0 with no sanitizer report. */
+#define IT_STOP(vd)							\
+	ck_assert_msg(vd_stop_clean(vd) == 0, "daemon exit: %s",	\
+	    fe_errstr())
+
+#define IT_SERVE(fe, len, vd)						\
+	ck_assert_msg(fe_serve_one((fe), (len), 3000) == 0,		\
+	    "serving %u bytes: %s%s", (unsigned)(len), fe_errstr(),	\
+	    vd_log_text(vd))
+
+/* The whole guest memory but the rings and these holes kept its canary. */
+#define IT_NO_DAMAGE(fe, holes, n) do {					\
+	uint64_t it_first_, it_bad_;					\
+									\
+	it_bad_ = fe_canary_damage((fe), (holes), (n), &it_first_);	\
+	ck_assert_msg(it_bad_ == 0, "%llu bytes outside the buffers were " \
+	    "written, the first at gpa 0x%llx",				\
+	    (unsigned long long)it_bad_, (unsigned long long)it_first_); \
+} while (0)
+
+#endif

@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Integration: the entropy source (-f).  A regular file is delivered
+ * byte for byte, in order, once for all guests together, and then runs
+ * dry (requests wait, one log line).  A FIFO delivers what its writers
+ * write, and waiting on it never holds up the control channel nor spins.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "it.h"
+
+/* Deterministic bytes with no repeated 4 KiB piece (xorshift64). */
+static void
+fill_prng(uint8_t *p, size_t len, uint64_t seed)
+{
+	uint64_t x = seed | 1;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)(x >> 24);
+	}
+}
+
+static void
+write_file(const char *path, const uint8_t *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Starts a daemon on a source file in its directory. */
+static void
+start_with_file(struct vd *vd, unsigned nsock, const uint8_t *data,
+    size_t len, char *path, size_t pathlen)
+{
+	struct vd_opts o;
+
+	IT_OK(vd_init(vd));
+	vd_path(vd, "entropy.bin", path, pathlen);
+	write_file(path, data, len);
+	vd_opts_init(&o);
+	o.nsock = nsock;
+	o.args[0] = "-f";
+	o.args[1] = path;
+	IT_OK(vd_spawn(vd, &o));
+}
+
+START_TEST(file_source_delivers_file_in_order)
+{
+	enum { SIZE = 100000, LEN = 4096, BUFS = 32 };
+	static uint8_t file[SIZE], got[SIZE];
+	struct fe_used_elem u;
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe fe;
+	char path[256];
+	uint64_t area, last_gpa = 0;
+	size_t off = 0;
+	unsigned k, completions = 0;
+
+	fill_prng(file, SIZE, 0x1234);
+	start_with_file(&vd, 1, file, SIZE, path, sizeof(path));
+	fe_cfg_init(&cfg);
+	cfg.qsize = BUFS;
+	IT_OPEN(&fe, &vd, 0, &cfg);
+	/* 32 x 4 KiB = 128 KiB of buffers for 100000 bytes. */
+	area = fe_alloc(&fe, (uint64_t)BUFS * LEN, 4096);
+	/* A fresh ring hands out descriptors 0, 1, ...: slot k is head k. */
+	for (k = 0; k < BUFS; k++)
+		ck_assert_int_eq(fe_post1(&fe, area + (uint64_t)k * LEN, LEN),
+		    (int)k);
+	fe_kick(&fe);
+	/* 24 full buffers and one of 100000 - 24 * 4096 = 1696 bytes. */
+	ck_assert_uint_eq(fe_wait_used(&fe, 25, 3000), 25);
+	while (fe_get_used(&fe, &u)) {
+		uint64_t gpa = area + (uint64_t)u.id * LEN;
+
+		ck_assert_uint_ge(u.len, 1);
+		ck_assert_uint_le(off + u.len, SIZE);
+		IT_OK(fe_read_mem(&fe, gpa, got + off, u.len));
+		off += u.len;
+		last_gpa = gpa;
+		completions++;
+	}
+	ck_assert_uint_eq(completions, 25);
+	ck_assert_uint_eq(off, SIZE);
+	ck_assert(memcmp(got, file, SIZE) == 0);
+	/* The short last completion wrote nothing past its used.len. */
+	ck_assert_uint_eq(fe_canary_count(&fe, last_gpa + 1696, LEN - 1696),
+	    LEN - 1696);
+	ck_assert_uint_eq(fe_wait_used(&fe, 1, 200), 0);
+	fe_close(&fe);
+	IT_STOP(&vd);
+	vd_cleanup(&vd);
+}
+END_TEST
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return *x < *y ? -1 : *x > *y;
+}
+
+/*
+ * Two guests on one file: each byte goes to exactly one of them.  First
+ * strictly alternating (so the split is known), then both flat out at
+ * once; every piece received must be a piece of the file, and the pieces
+ * must tile the file without overlap or gap.
+ */
+START_TEST(file_source_two_guests_share_it_once)
+{
+	enum { SIZE = 256 * 1024, LEN = 4096, Q = 64, MAXP = 2 * SIZE / LEN };
+	static uint8_t file[SIZE];
+	static uint64_t piece_off[MAXP], piece_len[MAXP];
+	struct fe_used_elem u;
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe fe[2];
+	char path[256];
+	uint64_t area[2], total = 0, got[2] = { 0, 0 };
+	uint64_t slot_of[2][Q];
+	unsigned npieces = 0, i, k;
+	int64_t deadline;
+
+	fill_prng(file, SIZE, 0xfeed);
+	start_with_file(&vd, 2, file, SIZE, path, sizeof(path));
+	fe_cfg_init(&cfg);
+	cfg.qsize = Q;
+	for (i = 0; i < 2; i++) {
+		IT_OPEN(&fe[i], &vd, i, &cfg);
+		area[i] = fe_alloc(&fe[i], (uint64_t)Q * LEN, 4096);
+	}
+
+	/* Phase 1: turns.  Guest i gets piece 2k+i of the file. */
+	for (k = 0; k < 8; k++)
+		for (i = 0; i < 2; i++) {
+			uint8_t *p = fe_host(&fe[i], area[i]);
+
+			ck_assert(fe_post1(&fe[i], area[i], LEN) >= 0);
+			fe_kick(&fe[i]);
+			ck_assert_uint_eq(fe_wait_used(&fe[i], 1, 3000), 1);
+			ck_assert(fe_get_used(&fe[i], &u));
+			ck_assert_uint_eq(u.len, LEN);
+			ck_assert(memcmp(p, file + total, LEN) == 0);
+			piece_off[npieces] = total;
+			piece_len[npieces++] = LEN;
+			total += LEN;
+			got[i] += LEN;
+		}
+
+	/* Phase 2: both rings full, kicked together, until the file ends. */
+	for (i = 0; i < 2; i++) {
+		for (k = 0; k < Q; k++) {
+			uint64_t gpa = area[i] + (uint64_t)k * LEN;
+			int head = fe_post1(&fe[i], gpa, LEN);
+
+			ck_assert_int_ge(head, 0);
+			slot_of[i][head] = gpa;
+		}
+	}
+	fe_kick(&fe[0]);
+	fe_kick(&fe[1]);
+	deadline = fe_now_ms() + 5000;
+	while (total < SIZE && fe_now_ms() < deadline) {
+		for (i = 0; i < 2; i++) {
+			fe_wait_used(&fe[i], 1, 5);
+			while (fe_get_used(&fe[i], &u)) {
+				const uint8_t *p, *at;
+
+				ck_assert_uint_lt(u.id, Q);
+				p = fe_host(&fe[i], slot_of[i][u.id]);
+				ck_assert_uint_ge(u.len, 1);
+				ck_assert_uint_lt(npieces, MAXP);
+				at = memmem(file, SIZE, p, u.len);
+				ck_assert_msg(at != NULL, "guest %u got %u bytes "
+				    "that are not in the file", i, u.len);
+				piece_off[npieces] = (uint64_t)(at - file);
+				piece_len[npieces++] = u.len;
+				total += u.len;
+				got[i] += u.len;
+			}
+		}
+	}
+	ck_assert_msg(total == SIZE, "%llu of %u bytes arrived",
+	    (unsigned long long)total, SIZE);
+	/* Tiling: sort by offset (lengths are 4096 but the last ones). */
+	for (i = 0; i < npieces; i++)
+		piece_off[i] = piece_off[i] << 20 | piece_len[i];
+	qsort(piece_off, npieces, sizeof(piece_off[0]), cmp_u64);
+	for (i = 0, total = 0; i < npieces; i++) {
+		uint64_t off = piece_off[i] >> 20, len = piece_off[i] & 0xfffff;
+
+		ck_assert_msg(off == total, "piece %u at %llu, expected %llu "
+		    "(overlap or gap)", i, (unsigned long long)off,
+		    (unsigned long long)total);
+		total += len;
+	}
+	ck_assert_uint_eq(total, SIZE);
+	ck_assert_uint_ge(got[0], 8 * LEN);
+	ck_assert_uint_ge(got[1], 8 * LEN);
+	/* Nothing more: the file is used up for both, said once. */
+	ck_assert_uint_eq(fe_wait_used(&fe[0], 1, 100), 0);
+	ck_assert_uint_eq(fe_wait_used(&fe[1], 1, 100), 0);
+	ck_assert_int_eq(vd_log_count(&vd, "used up"), 1);
+	fe_close(&fe[0]);
+	fe_close(&fe[1]);
+	IT_STOP(&vd);
+	vd_cleanup(&vd);
+}
+END_TEST
+
+/*
+ * Used up: the request that finds the end waits (it is not completed with
+ * 0 bytes, nor consumed), the daemon says so once however often the guest
+ * kicks, and keeps answering.
+ */
+START_TEST(file_source_used_up_waits_and_logs_once)
+{
+	enum { SIZE = 1000 };
+	uint8_t file[SIZE];
+	struct fe_used_elem u;
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe fe;
+	char path[256];
+	uint64_t a, b;
+	uint32_t base;
+	int i;
+
+	fill_prng(file, SIZE, 77);
+	start_with_file(&vd, 1, file, SIZE, path, sizeof(path));
+	fe_cfg_init(&cfg);
+	IT_OPEN(&fe, &vd, 0, &cfg);
+	a = fe_alloc(&fe, 4096, 64);
+	b = fe_alloc(&fe, 4096, 64);
+	ck_assert(fe_post1(&fe, a, 4096) >= 0);
+	ck_assert(fe_post1(&fe, b, 4096) >= 0);
+	fe_kick(&fe);
+	ck_assert_uint_eq(fe_wait_used(&fe, 1, 3000), 1);
+	ck_assert(fe_get_used(&fe, &u));
+	ck_assert_uint_eq(u.len, SIZE);
+	ck_assert(memcmp(fe_host(&fe, a), file, SIZE) == 0);
+	ck_assert_msg(vd_log_wait(&vd, "used up", 1, 2000), "%s",
+	    vd_log_text(&vd));
+
+	for (i = 0; i < 5; i++) {
+		fe_kick(&fe);
+		IT_OK(fe_sync(&fe));
+	}
+	ck_assert_uint_eq(fe_wait_used(&fe, 1, 300), 0);
+	ck_assert_int_eq(vd_log_count(&vd, "used up"), 1);
+	ck_assert_uint_eq(fe_canary_count(&fe, b, 4096), 4096);
+	/* The waiting request was not consumed. */
+	IT_OK(fe_ring_stop(&fe, &base));
+	ck_assert_uint_eq(base, 1);
+	fe_close(&fe);
+	IT_STOP(&vd);
+	vd_cleanup(&vd);
+}
+END_TEST
+
+/* Waits for a completion of exactly want bytes; checks them. */
+static void
+expect_bytes(struct fe *fe, struct vd *vd, uint64_t gpa, const void *want,
+    uint32_t len)
+{
+	struct fe_used_elem u;
+
+	ck_assert_msg(fe_wait_used(fe, 1, 3000) == 1, "no completion%s",
+	    vd_log_text(vd));
+	ck_assert(fe_get_used(fe, &u));
+	ck_assert_uint_eq(u.len, len);
+	ck_assert(memcmp(fe_host(fe, gpa), want, len) == 0);
+}
+
+/*
+ * GET_FEATURES is answered promptly.  (A daemon blocked in a read of the
+ * FIFO would not answer at all; the margin is for a busy machine.)
+ */
+static void
+control_prompt(struct fe *fe)
+{
+	int64_t t0 = fe_now_ms();
+
+	IT_OK(fe_sync(fe));
+	ck_assert_int_lt(fe_now_ms() - t0, 250);
+}
+
+/* The daemon used less than a tenth of a CPU over the next 500 ms. */
+static void
+not_spinning(struct vd *vd)
+{
+	int64_t c0 = vd_cpu_ms(vd), c1;
+
+	ck_assert_int_ge(c0, 0);
+	fe_sleep_ms(500);
+	c1 = vd_cpu_ms(vd);
+	ck_assert_msg(c1 - c0 < 50, "the daemon used %lld ms of CPU in 500 ms "
+	    "waiting for the FIFO", (long long)(c1 - c0));
+}
+
+START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
+{
+	static const char hello[] = "the first writer's 40 bytes of entropy";
+	static const char again[] = "a second writer, after the first left";
+	uint8_t big[5000], got[5000];
+	struct vd_opts o;
+	struct fe_used_elem u;
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe fe;
+	char path[256];
+	uint64_t a, b[2], c;
+	size_t off;
+	int w, h0;
+
+	IT_OK(vd_init(&vd));
+	vd_path(&vd, "entropy.fifo", path, sizeof(path));
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	vd_opts_init(&o);
+	o.nsock = 1;
+	o.args[0] = "-f";
+	o.args[1] = path;
+	IT_OK(vd_spawn(&vd, &o));
+	fe_cfg_init(&cfg);
+	IT_OPEN(&fe, &vd, 0, &cfg);
+
+	/* No writer yet: the request waits, control is prompt, no spin. */
+	a = fe_alloc(&fe, 4096, 64);
+	ck_assert(fe_post1(&fe, a, 4096) >= 0);
+	fe_kick(&fe);
+	ck_assert_uint_eq(fe_wait_used(&fe, 1, 200), 0);
+	control_prompt(&fe);
+	not_spinning(&vd);
+
+	/* A writer without data changes nothing. */
+	w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(w, 0);
+	ck_assert_uint_eq(fe_wait_used(&fe, 1, 200), 0);
+	control_prompt(&fe);
+
+	ck_assert_int_eq(write(w, hello, sizeof(hello)), sizeof(hello));
+	expect_bytes(&fe, &vd, a, hello, sizeof(hello));
+
+	/* 5000 bytes into two 4 KiB buffers: all of it, in order. */
+	fill_prng(big, sizeof(big), 5);
+	ck_assert_int_eq(write(w, big, sizeof(big)), sizeof(big));
+	b[0] = fe_alloc(&fe, 4096, 64);
+	b[1] = fe_alloc(&fe, 4096, 64);
+	h0 = fe_post1(&fe, b[0], 4096);
+	ck_assert_int_ge(h0, 0);
+	ck_assert(fe_post1(&fe, b[1], 4096) >= 0);
+	fe_kick(&fe);
+	for (off = 0; off < sizeof(big);) {
+		ck_assert_msg(fe_wait_used(&fe, 1, 3000) >= 1, "%zu bytes",
+		    off);
+		ck_assert(fe_get_used(&fe, &u));
+		ck_assert_uint_le(off + u.len, sizeof(big));
+		memcpy(got + off, fe_host(&fe, b[u.id == (unsigned)h0 ? 0 : 1]), u.len);
+		off += u.len;
+	}
+	ck_assert(memcmp(got, big, sizeof(big)) == 0);
+
+	/* The writer leaves: wait again, promptly answering, no spin. */
+	close(w);
+	c = fe_alloc(&fe, 4096, 64);
+	ck_assert(fe_post1(&fe, c, 4096) >= 0);
+	fe_kick(&fe);
+	ck_assert_uint_eq(fe_wait_used(&fe, 1, 300), 0);
+	control_prompt(&fe);
+	not_spinning(&vd);
+
+	/* A new writer comes: its data arrives. */
+	w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(w, 0);
+	ck_assert_int_eq(write(w, again, sizeof(again)), sizeof(again));
+	expect_bytes(&fe, &vd, c, again, sizeof(again));
+	close(w);
+	fe_close(&fe);
+	IT_STOP(&vd);
+	vd_cleanup(&vd);
+}
+END_TEST
+
+Suite *
+it_source_suite(void)
+{
+	Suite *s = suite_create("it_source");
+	TCase *tc;
+
+	tc = tcase_create("file");
+	tcase_set_timeout(tc, IT_TIMEOUT);
+	tcase_add_test(tc, file_source_delivers_file_in_order);
+	tcase_add_test(tc, file_source_two_guests_share_it_once);
+	tcase_add_test(tc, file_source_used_up_waits_and_logs_once);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fifo");
+	tcase_set_timeout(tc, IT_TIMEOUT);
+	tcase_add_test(tc, fifo_source_delivers_writes_and_never_blocks_control);
+	suite_add_tcase(s, tc);
+	return s;
+}
