@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The entropy source: regular files are read once, in order, then
+ * exhausted; FIFOs never block and survive their writers; errors say
+ * which file and why.
+ */
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "entropy.h"
+#include "unit.h"
+
+static char dir[PATH_MAX];
+static char path[PATH_MAX];
+static struct entropy src;
+static char err[PATH_MAX + 256];
+
+static void
+setup(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	ck_assert_int_lt(snprintf(dir, sizeof(dir), "%s/vrng-unit-XXXXXX",
+	    tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp"), (int)sizeof(dir));
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	memset(&src, 0, sizeof(src));
+	src.fd = -1;
+	err[0] = '\0';
+}
+
+static void
+teardown(void)
+{
+	static const char *const names[] = { "file", "empty", "fifo" };
+	char p[PATH_MAX];
+	unsigned i;
+
+	entropy_close(&src);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (snprintf(p, sizeof(p), "%s/%s", dir, names[i]) <
+		    (int)sizeof(p))
+			unlink(p);
+	}
+	rmdir(dir);
+}
+
+static const char *
+in_dir(const char *name)
+{
+	ck_assert_int_lt(snprintf(path, sizeof(path), "%s/%s", dir, name),
+	    (int)sizeof(path));
+	return path;
+}
+
+/* Writes len bytes of a known pattern to dir/name. */
+static void
+make_file(const char *name, const unsigned char *data, size_t len)
+{
+	int fd;
+
+	fd = open(in_dir(name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static ssize_t
+read_into(void *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+
+	return entropy_read(&src, &iov, 1);
+}
+
+START_TEST(file_in_order)
+{
+	unsigned char data[300], a[10], b[20], c[30], rest[1000];
+	struct iovec iov[3] = {
+		{ .iov_base = a, .iov_len = sizeof(a) },
+		{ .iov_base = b, .iov_len = sizeof(b) },
+		{ .iov_base = c, .iov_len = sizeof(c) },
+	};
+	unsigned i;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 7 + 3);
+	make_file("file", data, sizeof(data));
+	ck_assert_int_eq(entropy_open(&src, in_dir("file"), err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(src.kind, ENTROPY_FILE);
+	ck_assert_int_ge(entropy_fd(&src), 0);
+	ck_assert(!entropy_exhausted(&src));
+
+	ck_assert_int_eq(entropy_read(&src, iov, 3), 60);
+	ck_assert_mem_eq(a, data, 10);
+	ck_assert_mem_eq(b, data + 10, 20);
+	ck_assert_mem_eq(c, data + 30, 30);
+	ck_assert_int_eq(read_into(rest, 1), 1);
+	ck_assert_uint_eq(rest[0], data[60]);
+	ck_assert_int_eq(read_into(rest, sizeof(rest)), 239);
+	ck_assert_mem_eq(rest, data + 61, 239);
+	ck_assert(!entropy_exhausted(&src));
+
+	ck_assert_int_eq(read_into(rest, sizeof(rest)), ENTROPY_EOF);
+	ck_assert(entropy_exhausted(&src));
+	ck_assert_int_eq(read_into(rest, sizeof(rest)), ENTROPY_EOF);
+	ck_assert(entropy_exhausted(&src));
+}
+END_TEST
+
+START_TEST(empty_file)
+{
+	unsigned char buf[16] = { 0 };
+
+	make_file("empty", buf, 0);
+	ck_assert_int_eq(entropy_open(&src, in_dir("empty"), err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(read_into(buf, sizeof(buf)), ENTROPY_EOF);
+	ck_assert(entropy_exhausted(&src));
+}
+END_TEST
+
+START_TEST(directory_refused)
+{
+	ck_assert_int_eq(entropy_open(&src, dir, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, dir) != NULL, "\"%s\" lacks the path", err);
+	ck_assert_msg(strstr(err, "directory") != NULL, "\"%s\"", err);
+	ck_assert_int_eq(entropy_fd(&src), -1);
+}
+END_TEST
+
+START_TEST(missing_file_refused)
+{
+	const char *p = in_dir("no-such-source");
+
+	ck_assert_int_eq(entropy_open(&src, p, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, p) != NULL, "\"%s\" lacks the path", err);
+	ck_assert_msg(strstr(err, strerror(ENOENT)) != NULL,
+	    "\"%s\" lacks the reason", err);
+	ck_assert_int_eq(entropy_fd(&src), -1);
+}
+END_TEST
+
+/*
+ * The message is a sentence that says what is wrong even in the 512
+ * bytes main() gives it: a path longer than that must not push the
+ * reason out of the buffer.
+ */
+START_TEST(long_path_refused)
+{
+	static char p[5000];
+	char small[512];
+
+	memset(p, 'a', sizeof(p) - 1);
+	p[0] = '/';
+	ck_assert_int_eq(entropy_open(&src, p, err, sizeof(err)), -1);
+	ck_assert_int_eq(entropy_fd(&src), -1);
+	ck_assert_int_eq(entropy_open(&src, p, small, sizeof(small)), -1);
+	ck_assert_msg(strstr(small, "too long") != NULL, "the reason is cut "
+	    "off: \"%.40s...\" (%zu bytes)", small, strlen(small));
+}
+END_TEST
+
+START_TEST(urandom)
+{
+	static unsigned char a[1000], b[3096], zero[3096];
+	struct iovec iov[2] = {
+		{ .iov_base = a, .iov_len = sizeof(a) },
+		{ .iov_base = b, .iov_len = sizeof(b) },
+	};
+
+	ck_assert_int_eq(entropy_open(&src, "/dev/urandom", err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(src.kind, ENTROPY_CHARDEV);
+	ck_assert_int_eq(entropy_read(&src, iov, 2), 4096);
+	/* 3096 zero bytes from urandom: a broken read, not bad luck. */
+	ck_assert(memcmp(b, zero, sizeof(b)) != 0);
+	ck_assert(!entropy_exhausted(&src));
+}
+END_TEST
+
+/* A device that says EOF is used up too (it would poll readable). */
+START_TEST(dev_null_exhausted)
+{
+	unsigned char buf[8];
+
+	ck_assert_int_eq(entropy_open(&src, "/dev/null", err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(src.kind, ENTROPY_CHARDEV);
+	ck_assert_int_eq(read_into(buf, sizeof(buf)), ENTROPY_EOF);
+	ck_assert(entropy_exhausted(&src));
+}
+END_TEST
+
+/* Nothing readable and no hang-up: what the guest thread polls for. */
+static short
+poll_now(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	ck_assert_int_ge(poll(&pfd, 1, 0), 0);
+	return pfd.revents;
+}
+
+START_TEST(fifo_writers_come_and_go)
+{
+	unsigned char buf[64];
+	int fd, w;
+
+	ck_assert_int_eq(mkfifo(in_dir("fifo"), 0600), 0);
+	/* Opening does not wait for a writer. */
+	ck_assert_int_eq(entropy_open(&src, in_dir("fifo"), err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(src.kind, ENTROPY_FIFO);
+	fd = entropy_fd(&src);
+
+	/* No writer: nothing now, and no blocking. */
+	ck_assert_int_eq(read_into(buf, sizeof(buf)), ENTROPY_AGAIN);
+	ck_assert_int_eq(entropy_fd(&src), fd);
+	ck_assert(!entropy_exhausted(&src));
+	ck_assert_int_eq(poll_now(fd), 0);
+
+	/* A writer with data. */
+	ck_assert_int_ge(w = open(in_dir("fifo"), O_WRONLY | O_NONBLOCK |
+	    O_CLOEXEC), 0);
+	ck_assert_int_eq(write(w, "hello", 5), 5);
+	ck_assert_int_eq(read_into(buf, sizeof(buf)), 5);
+	ck_assert_mem_eq(buf, "hello", 5);
+	/* Writer still there, no data. */
+	ck_assert_int_eq(read_into(buf, sizeof(buf)), ENTROPY_AGAIN);
+
+	/* The writer goes: reopened on the same fd number, no POLLHUP spin. */
+	close(w);
+	ck_assert_int_eq(read_into(buf, sizeof(buf)), ENTROPY_AGAIN);
+	ck_assert_int_eq(entropy_fd(&src), fd);
+	ck_assert_int_ne(fcntl(fd, F_GETFD), -1);
+	ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	ck_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	ck_assert_int_eq(poll_now(fd), 0);
+	ck_assert(!entropy_exhausted(&src));
+
+	/* The next writer is heard, even if it is gone before we read. */
+	ck_assert_int_ge(w = open(in_dir("fifo"), O_WRONLY | O_NONBLOCK |
+	    O_CLOEXEC), 0);
+	ck_assert_int_eq(write(w, "world", 5), 5);
+	close(w);
+	ck_assert(poll_now(fd) & POLLIN);
+	ck_assert_int_eq(read_into(buf, 3), 3);
+	ck_assert_mem_eq(buf, "wor", 3);
+	ck_assert_int_eq(read_into(buf, sizeof(buf)), 2);
+	ck_assert_mem_eq(buf, "ld", 2);
+	ck_assert_int_eq(read_into(buf, sizeof(buf)), ENTROPY_AGAIN);
+	ck_assert_int_eq(entropy_fd(&src), fd);
+	ck_assert_int_eq(poll_now(fd), 0);
+}
+END_TEST
+
+START_TEST(two_reads_disjoint)
+{
+	unsigned char data[200], a[100], b[100];
+	unsigned i;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)i;
+	make_file("file", data, sizeof(data));
+	ck_assert_int_eq(entropy_open(&src, in_dir("file"), err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(read_into(a, sizeof(a)), 100);
+	ck_assert_int_eq(read_into(b, sizeof(b)), 100);
+	ck_assert_mem_eq(a, data, 100);
+	ck_assert_mem_eq(b, data + 100, 100);
+}
+END_TEST
+
+/*
+ * Two guest threads read one file at the same time.  The file is made of
+ * numbered 16-byte records and every read asks for one record, so each
+ * read gets one whole record; every record must arrive exactly once.
+ */
+#define RECORDS		4096
+#define RECORD_SIZE	16
+
+static unsigned char seen[RECORDS];
+
+static void *
+reader(void *arg)
+{
+	unsigned char rec[RECORD_SIZE];
+	uint32_t idx;
+	ssize_t n;
+
+	(void)arg;
+	while ((n = read_into(rec, sizeof(rec))) > 0) {
+		if (n != RECORD_SIZE)
+			return (void *)"short read";
+		memcpy(&idx, rec, sizeof(idx));
+		if (idx >= RECORDS)
+			return (void *)"bad record";
+		__atomic_fetch_add(&seen[idx], 1, __ATOMIC_RELAXED);
+	}
+	return n == ENTROPY_EOF ? NULL : (void *)"read error";
+}
+
+START_TEST(two_threads_never_share)
+{
+	static unsigned char data[RECORDS * RECORD_SIZE];
+	pthread_t th[2];
+	void *res;
+	uint32_t i;
+
+	for (i = 0; i < RECORDS; i++) {
+		memcpy(data + i * RECORD_SIZE, &i, sizeof(i));
+		memset(data + i * RECORD_SIZE + 4, 0x5a, RECORD_SIZE - 4);
+	}
+	make_file("file", data, sizeof(data));
+	ck_assert_int_eq(entropy_open(&src, in_dir("file"), err, sizeof(err)),
+	    0);
+	memset(seen, 0, sizeof(seen));
+	ck_assert_int_eq(pthread_create(&th[0], NULL, reader, NULL), 0);
+	ck_assert_int_eq(pthread_create(&th[1], NULL, reader, NULL), 0);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(pthread_join(th[i], &res), 0);
+		ck_assert_msg(res == NULL, "reader %u: %s", i, (char *)res);
+	}
+	for (i = 0; i < RECORDS; i++)
+		if (seen[i] != 1)
+			ck_abort_msg("record %u read %u times", i, seen[i]);
+	ck_assert(entropy_exhausted(&src));
+}
+END_TEST
+
+START_TEST(close_twice)
+{
+	ck_assert_int_eq(entropy_open(&src, "/dev/urandom", err, sizeof(err)),
+	    0);
+	entropy_close(&src);
+	ck_assert_int_eq(entropy_fd(&src), -1);
+	entropy_close(&src);
+}
+END_TEST
+
+Suite *
+entropy_suite(void)
+{
+	Suite *s = suite_create("entropy");
+	TCase *tc;
+
+	tc = tcase_create("open");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, directory_refused);
+	tcase_add_test(tc, missing_file_refused);
+	tcase_add_test(tc, long_path_refused);
+	tcase_add_test(tc, close_twice);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("read");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, file_in_order);
+	tcase_add_test(tc, empty_file);
+	tcase_add_test(tc, urandom);
+	tcase_add_test(tc, dev_null_exhausted);
+	tcase_add_test(tc, fifo_writers_come_and_go);
+	tcase_add_test(tc, two_reads_disjoint);
+	tcase_add_test(tc, two_threads_never_share);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Logging: guest errors are rate limited per thread, and the levels and
+ * guest tags come out as documented.  stderr (fd 2) is sent to a
+ * temporary file while a test logs, and the lines are counted there.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "unit.h"
+
+static FILE *cap;
+static int saved_stderr = -1;
+static char out[65536];
+
+static void
+capture_start(void)
+{
+	fflush(stderr);
+	ck_assert_ptr_nonnull(cap = tmpfile());
+	ck_assert_int_ge(saved_stderr = dup(STDERR_FILENO), 0);
+	ck_assert_int_ge(dup2(fileno(cap), STDERR_FILENO), 0);
+}
+
+/* Restores stderr; returns the number of lines logged meanwhile. */
+static unsigned
+capture_end(void)
+{
+	unsigned lines = 0;
+	size_t n;
+	char *p;
+
+	fflush(stderr);
+	ck_assert_int_ge(dup2(saved_stderr, STDERR_FILENO), 0);
+	close(saved_stderr);
+	saved_stderr = -1;
+	rewind(cap);
+	n = fread(out, 1, sizeof(out) - 1, cap);
+	out[n] = '\0';
+	fclose(cap);
+	cap = NULL;
+	for (p = out; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	return lines;
+}
+
+static void
+teardown(void)
+{
+	if (saved_stderr >= 0)
+		(void)capture_end();
+	log_init(0);
+}
+
+struct burst {
+	int		 guest;
+	unsigned	 calls;
+};
+
+/*
+ * A fresh thread has a fresh budget (it is thread-local): the other
+ * suites have used up the main thread's in CK_FORK=no mode.
+ */
+static void *
+burst_thread(void *arg)
+{
+	struct burst *b = arg;
+	unsigned i;
+
+	log_set_guest(b->guest);
+	for (i = 0; i < b->calls; i++)
+		log_guest_err("hostile thing number %u", i);
+	return NULL;
+}
+
+static unsigned
+run_burst(int guest, unsigned calls)
+{
+	struct burst b = { guest, calls };
+	pthread_t th;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, burst_thread, &b), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	return 0;
+}
+
+START_TEST(guest_err_burst_then_suppressed)
+{
+	unsigned few, many;
+
+	capture_start();
+	run_burst(3, 5);
+	few = capture_end();
+	ck_assert_msg(few == 5, "5 errors gave %u lines", few);
+	ck_assert_msg(strstr(out, "guest 3") != NULL, "\"%s\"", out);
+	ck_assert_msg(strstr(out, "hostile thing number 4") != NULL, "\"%s\"",
+	    out);
+
+	capture_start();
+	run_burst(3, 1000);
+	many = capture_end();
+	ck_assert_msg(many > 0 && many <= 20, "1000 errors gave %u lines",
+	    many);
+	/* The first lines pass; the later ones are the suppressed ones. */
+	ck_assert(strstr(out, "hostile thing number 0") != NULL);
+	ck_assert(strstr(out, "hostile thing number 999") == NULL);
+}
+END_TEST
+
+/* The budget is per thread, so one guest cannot silence another. */
+START_TEST(guest_err_budget_per_thread)
+{
+	unsigned a, ab;
+
+	capture_start();
+	run_burst(1, 1000);
+	a = capture_end();
+	capture_start();
+	run_burst(1, 1000);
+	run_burst(2, 1000);
+	ab = capture_end();
+	ck_assert_uint_eq(ab, 2 * a);
+	ck_assert(strstr(out, "guest 2: hostile thing number 0") != NULL);
+}
+END_TEST
+
+START_TEST(levels)
+{
+	capture_start();
+	log_init(0);
+	log_info("info at 0");
+	log_debug("debug at 0");
+	DPRINTF("dprintf at 0");
+	log_warnx("warnx at 0");
+	ck_assert_uint_eq(capture_end(), 1);
+	ck_assert(strstr(out, "warnx at 0") != NULL);
+
+	capture_start();
+	log_init(1);
+	log_info("info at 1");
+	log_debug("debug at 1");
+	ck_assert_uint_eq(capture_end(), 1);
+	ck_assert(strstr(out, "info at 1") != NULL);
+
+	capture_start();
+	log_init(2);
+	ck_assert_int_eq(log_verbosity(), 2);
+	log_debug("debug at 2");
+	DPRINTF("dprintf at %d", 2);
+	ck_assert_uint_eq(capture_end(), 2);
+	ck_assert(strstr(out, "debug: debug at 2") != NULL);
+	ck_assert(strstr(out, "dprintf at 2") != NULL);
+}
+END_TEST
+
+START_TEST(warn_appends_errno)
+{
+	capture_start();
+	log_set_guest(-1);
+	errno = ENOENT;
+	log_warn("opening %s", "thing");
+	ck_assert_int_eq(errno, ENOENT);	/* kept for the caller */
+	log_set_guest(4);
+	errno = EACCES;
+	log_warn("again");
+	log_set_guest(-1);
+	ck_assert_uint_eq(capture_end(), 2);
+	ck_assert_msg(strstr(out, "opening thing: No such file or directory")
+	    != NULL, "\"%s\"", out);
+	ck_assert_msg(strstr(out, "guest 4: again: Permission denied") !=
+	    NULL, "\"%s\"", out);
+}
+END_TEST
+
+/* fatal() exits 1 (run in a child so that the runner survives). */
+START_TEST(fatalx_exits)
+{
+	fatalx("the end");
+}
+END_TEST
+
+Suite *
+log_suite(void)
+{
+	Suite *s = suite_create("log");
+	TCase *tc;
+
+	tc = tcase_create("log");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_test(tc, guest_err_burst_then_suppressed);
+	tcase_add_test(tc, guest_err_budget_per_thread);
+	tcase_add_test(tc, levels);
+	tcase_add_test(tc, warn_appends_errno);
+	suite_add_tcase(s, tc);
+
+	/* Exit tests need fork isolation (CK_FORK=no turns it off). */
+	if (getenv("CK_FORK") == NULL || strcmp(getenv("CK_FORK"), "no")
+	    != 0) {
+		tc = tcase_create("fatal");
+		tcase_set_timeout(tc, UNIT_TIMEOUT);
+		tcase_add_exit_test(tc, fatalx_exits, 1);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}

@@ -1,0 +1,917 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The request dispatcher.  The device's socket is one end of a
+ * socketpair; the test reads the replies from the other end.  Messages
+ * are built in memory and handed to vu_dev_handle directly, as the guest
+ * thread does after vu_msg_recv.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include "unit.h"
+#include "vu_dev.h"
+
+#define F_PROTOCOL	(1ull << VHOST_USER_F_PROTOCOL_FEATURES)
+#define F_EVENT_IDX	(1ull << VIRTIO_RING_F_EVENT_IDX)
+#define F_VERSION_1	(1ull << VIRTIO_F_VERSION_1)
+#define PF_REPLY_ACK	(1ull << VU_PROTOCOL_F_REPLY_ACK)
+
+#define GPA0		0x0ull
+#define UVA0		0x7f5500000000ull
+#define MEM_SIZE	(256ull << 10)
+
+static struct vu_dev dev;
+static int peer;
+static struct vu_msg msg;
+
+static void
+setup(void)
+{
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+	    sv), 0);
+	vu_dev_init(&dev, sv[0]);
+	peer = sv[1];
+}
+
+static void
+teardown(void)
+{
+	vu_dev_cleanup(&dev);
+	close(peer);
+}
+
+static void
+msg_init(uint32_t request, uint32_t flags, uint32_t size)
+{
+	unsigned i;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.hdr.request = request;
+	msg.hdr.flags = VU_VERSION | flags;
+	msg.hdr.size = size;
+	for (i = 0; i < VU_MAX_FDS; i++)
+		msg.fds[i] = -1;
+}
+
+static void
+msg_add_fd(int fd)
+{
+	ck_assert_uint_lt(msg.nfds, VU_MAX_FDS);
+	msg.fds[msg.nfds++] = fd;
+}
+
+static int
+handle(void)
+{
+	return vu_dev_handle(&dev, &msg);
+}
+
+static int
+send_u64(uint32_t request, uint32_t flags, uint64_t v)
+{
+	msg_init(request, flags, 8);
+	msg.payload.u64 = v;
+	return handle();
+}
+
+static int
+send_state(uint32_t request, uint32_t flags, uint32_t index, uint32_t num)
+{
+	msg_init(request, flags, sizeof(struct vu_vring_state));
+	msg.payload.state.index = index;
+	msg.payload.state.num = num;
+	return handle();
+}
+
+static int
+send_none(uint32_t request, uint32_t flags)
+{
+	msg_init(request, flags, 0);
+	return handle();
+}
+
+/* SET_VRING_KICK/CALL/ERR with an fd, or with the no-fd bit if fd < 0. */
+static int
+send_vring_fd(uint32_t request, uint32_t index, int fd)
+{
+	msg_init(request, 0, 8);
+	msg.payload.u64 = index;
+	if (fd >= 0)
+		msg_add_fd(fd);
+	else
+		msg.payload.u64 |= VU_VRING_NOFD;
+	return handle();
+}
+
+static bool
+no_reply(void)
+{
+	char c;
+
+	return recv(peer, &c, 1, MSG_DONTWAIT | MSG_PEEK) == -1 &&
+	    errno == EAGAIN;
+}
+
+/* The one reply the last message produced. */
+static void
+read_reply(struct vu_msg *r, uint32_t request)
+{
+	ck_assert_msg(!no_reply(), "no reply to %s",
+	    vu_request_name(request));
+	ck_assert_int_eq(vu_msg_recv(peer, r), VU_RECV_OK);
+	ck_assert_uint_eq(r->hdr.request, request);
+	ck_assert_uint_eq(r->hdr.flags, VU_VERSION | VU_FLAG_REPLY);
+	ck_assert_uint_eq(r->nfds, 0);
+	ck_assert_msg(no_reply(), "more than one reply to %s",
+	    vu_request_name(request));
+}
+
+static uint64_t
+reply_u64(uint32_t request)
+{
+	struct vu_msg r;
+
+	read_reply(&r, request);
+	ck_assert_uint_eq(r.hdr.size, 8);
+	return r.payload.u64;
+}
+
+static void
+negotiate_reply_ack(void)
+{
+	ck_assert_int_eq(send_u64(VU_SET_FEATURES, 0, F_VERSION_1 |
+	    F_PROTOCOL), 0);
+	ck_assert_int_eq(send_u64(VU_SET_PROTOCOL_FEATURES, 0, PF_REPLY_ACK),
+	    0);
+	ck_assert(no_reply());
+}
+
+static int
+an_eventfd(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+/* --- replies --------------------------------------------------------- */
+
+START_TEST(get_features)
+{
+	ck_assert_int_eq(send_none(VU_GET_FEATURES, 0), 0);
+	ck_assert_uint_eq(reply_u64(VU_GET_FEATURES), VU_OFFERED_FEATURES);
+	ck_assert(VU_OFFERED_FEATURES & F_PROTOCOL);
+	ck_assert(VU_OFFERED_FEATURES & F_VERSION_1);
+}
+END_TEST
+
+START_TEST(get_others)
+{
+	ck_assert_int_eq(send_none(VU_GET_PROTOCOL_FEATURES, 0), 0);
+	ck_assert_uint_eq(reply_u64(VU_GET_PROTOCOL_FEATURES),
+	    VU_OFFERED_PROTOCOL_FEATURES);
+	ck_assert_int_eq(send_none(VU_GET_QUEUE_NUM, 0), 0);
+	ck_assert_uint_eq(reply_u64(VU_GET_QUEUE_NUM), 1);
+	ck_assert_int_eq(send_none(VU_GET_MAX_MEM_SLOTS, 0), 0);
+	ck_assert_uint_eq(reply_u64(VU_GET_MAX_MEM_SLOTS),
+	    MEMTABLE_MAX_SLOTS);
+}
+END_TEST
+
+/* A GET with NEED_REPLY gets its answer, not an extra ack as well. */
+START_TEST(get_with_need_reply_one_reply)
+{
+	negotiate_reply_ack();
+	ck_assert_int_eq(send_none(VU_GET_FEATURES, VU_FLAG_NEED_REPLY), 0);
+	ck_assert_uint_eq(reply_u64(VU_GET_FEATURES), VU_OFFERED_FEATURES);
+	ck_assert_int_eq(send_state(VU_GET_VRING_BASE, VU_FLAG_NEED_REPLY, 0,
+	    0), 0);
+	{
+		struct vu_msg r;
+
+		read_reply(&r, VU_GET_VRING_BASE);
+		ck_assert_uint_eq(r.hdr.size, 8);
+	}
+}
+END_TEST
+
+START_TEST(reply_to_gone_peer_fails)
+{
+	close(peer);
+	peer = -1;
+	ck_assert_int_eq(send_none(VU_GET_FEATURES, 0), -1);
+}
+END_TEST
+
+/* --- framing rules ------------------------------------------------------ */
+
+/* Wrong payload sizes: hang up, even when an ack was asked for. */
+START_TEST(size_rules)
+{
+	static const struct {
+		uint32_t request, size;
+	} bad[] = {
+		{ VU_GET_FEATURES, 8 },
+		{ VU_SET_FEATURES, 0 },
+		{ VU_SET_FEATURES, 4 },
+		{ VU_SET_FEATURES, 16 },
+		{ VU_SET_OWNER, 1 },
+		{ VU_SET_VRING_NUM, 4 },
+		{ VU_SET_VRING_NUM, 16 },
+		{ VU_SET_VRING_ADDR, 8 },
+		{ VU_SET_VRING_ADDR, 39 },
+		{ VU_SET_VRING_BASE, 0 },
+		{ VU_GET_VRING_BASE, 0 },
+		{ VU_SET_VRING_KICK, 4 },
+		{ VU_SET_VRING_ENABLE, 8 + 1 },
+		{ VU_SET_MEM_TABLE, 4 },
+		{ VU_SET_MEM_TABLE, VU_PAYLOAD_MAX + 1 },
+		{ VU_SET_MEM_TABLE, 4096 },
+		{ VU_ADD_MEM_REG, 32 },
+		{ VU_REM_MEM_REG, 48 },
+		{ VU_RESET_DEVICE, 8 },
+		{ VU_GET_MAX_MEM_SLOTS, 8 },
+	};
+	unsigned i;
+
+	negotiate_reply_ack();
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t before = dev.bad_messages;
+
+		msg_init(bad[i].request, VU_FLAG_NEED_REPLY, bad[i].size);
+		ck_assert_msg(handle() == -1, "%s with %u bytes accepted",
+		    vu_request_name(bad[i].request), bad[i].size);
+		ck_assert_msg(no_reply(), "%s with %u bytes answered",
+		    vu_request_name(bad[i].request), bad[i].size);
+		ck_assert_uint_eq(dev.bad_messages, before + 1);
+	}
+}
+END_TEST
+
+/* Wrong fd counts: hang up, and the fds are closed. */
+START_TEST(fd_rules)
+{
+	static const struct {
+		uint32_t request, size;
+		uint64_t u64;
+		unsigned nfds;
+	} bad[] = {
+		{ VU_GET_FEATURES, 0, 0, 1 },
+		{ VU_SET_FEATURES, 8, 0, 1 },
+		{ VU_SET_OWNER, 0, 0, 2 },
+		{ VU_SET_VRING_NUM, 8, 0, 1 },
+		{ VU_SET_VRING_KICK, 8, VU_VRING_NOFD, 1 },
+		{ VU_SET_VRING_KICK, 8, 0, 0 },
+		{ VU_SET_VRING_KICK, 8, 0, 2 },
+		{ VU_SET_VRING_CALL, 8, VU_VRING_NOFD, 1 },
+		{ VU_SET_VRING_CALL, 8, 0, 2 },
+		{ VU_SET_VRING_ERR, 8, 0, 0 },
+		{ VU_ADD_MEM_REG, 40, 0, 0 },
+		{ VU_ADD_MEM_REG, 40, 0, 2 },
+		{ VU_REM_MEM_REG, 40, 0, 2 },
+		{ VU_GET_MAX_MEM_SLOTS, 0, 0, 1 },
+	};
+	int fds[VU_MAX_FDS];
+	unsigned i, k;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		msg_init(bad[i].request, 0, bad[i].size);
+		msg.payload.u64 = bad[i].u64;
+		for (k = 0; k < bad[i].nfds; k++)
+			msg_add_fd(fds[k] = an_eventfd());
+		ck_assert_msg(handle() == -1, "%s with %u fds accepted",
+		    vu_request_name(bad[i].request), bad[i].nfds);
+		ck_assert(no_reply());
+		ck_assert_uint_eq(msg.nfds, 0);
+		for (k = 0; k < bad[i].nfds; k++)
+			ck_assert_msg(unit_fd_closed(fds[k]), "%s: fd %u "
+			    "left open", vu_request_name(bad[i].request), k);
+	}
+	ck_assert_int_eq(dev.kick_fd, -1);
+	ck_assert_int_eq(dev.call_fd, -1);
+	ck_assert_int_eq(dev.err_fd, -1);
+	ck_assert(!dev.started);
+}
+END_TEST
+
+/* virtio-rng has one queue: index 1 (or anything else) is refused. */
+START_TEST(ring_index_rules)
+{
+	int fd;
+
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 1, 16), -1);
+	ck_assert_uint_eq(dev.vq.num, 0);
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 256, 16), -1);
+	ck_assert_int_eq(send_state(VU_SET_VRING_BASE, 0, 1, 5), -1);
+	ck_assert_int_eq(send_state(VU_SET_VRING_ENABLE, 0, 1, 1), -1);
+	ck_assert(!dev.enabled);
+	ck_assert_int_eq(send_state(VU_GET_VRING_BASE, 0, 1, 0), -1);
+	ck_assert(no_reply());
+	msg_init(VU_SET_VRING_ADDR, 0, sizeof(struct vu_vring_addr));
+	msg.payload.addr.index = 1;
+	ck_assert_int_eq(handle(), -1);
+	ck_assert(!dev.vq.addr_set);
+
+	fd = an_eventfd();
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 1, fd), -1);
+	ck_assert(unit_fd_closed(fd));
+	ck_assert(!dev.started);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_CALL, 0xff, -1), -1);
+
+	/* With REPLY_ACK: a failure the front-end hears of, not a hang-up. */
+	negotiate_reply_ack();
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, VU_FLAG_NEED_REPLY, 1,
+	    16), 0);
+	ck_assert_uint_ne(reply_u64(VU_SET_VRING_NUM), 0);
+	ck_assert_uint_eq(dev.vq.num, 0);
+}
+END_TEST
+
+START_TEST(unsupported_request)
+{
+	int fd = an_eventfd();
+
+	/* SET_LOG_FD, GET_CONFIG: not implemented. */
+	msg_init(VU_SET_LOG_FD, 0, 0);
+	msg_add_fd(fd);
+	ck_assert_int_eq(handle(), -1);
+	ck_assert(unit_fd_closed(fd));
+	ck_assert_int_eq(send_none(24, 0), -1);
+	ck_assert_int_eq(send_none(0, 0), -1);
+	ck_assert_int_eq(send_none(VU_REQUEST_MAX, 0), -1);
+	ck_assert_int_eq(send_none(UINT32_MAX, 0), -1);
+	ck_assert(no_reply());
+
+	negotiate_reply_ack();
+	ck_assert_int_eq(send_none(24, VU_FLAG_NEED_REPLY), 0);
+	ck_assert_uint_ne(reply_u64(24), 0);
+}
+END_TEST
+
+/* --- REPLY_ACK ---------------------------------------------------------- */
+
+START_TEST(reply_ack)
+{
+	negotiate_reply_ack();
+	ck_assert_uint_eq(dev.protocol_features, PF_REPLY_ACK);
+
+	ck_assert_int_eq(send_none(VU_SET_OWNER, VU_FLAG_NEED_REPLY), 0);
+	ck_assert_uint_eq(reply_u64(VU_SET_OWNER), 0);
+	ck_assert(dev.owner);
+
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, VU_FLAG_NEED_REPLY, 0,
+	    3), 0);
+	ck_assert_uint_ne(reply_u64(VU_SET_VRING_NUM), 0);
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, VU_FLAG_NEED_REPLY, 0,
+	    64), 0);
+	ck_assert_uint_eq(reply_u64(VU_SET_VRING_NUM), 0);
+	ck_assert_uint_eq(dev.vq.num, 64);
+
+	/* No NEED_REPLY: a failure hangs up, a success is silent. */
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 3), -1);
+	ck_assert(no_reply());
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 32), 0);
+	ck_assert(no_reply());
+}
+END_TEST
+
+/* NEED_REPLY without the negotiated feature: no ack. */
+START_TEST(need_reply_without_reply_ack)
+{
+	ck_assert_int_eq(send_none(VU_SET_OWNER, VU_FLAG_NEED_REPLY), 0);
+	ck_assert(no_reply());
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, VU_FLAG_NEED_REPLY, 0,
+	    3), -1);
+	ck_assert(no_reply());
+	/* Unoffered protocol bits are not acked either. */
+	ck_assert_int_eq(send_u64(VU_SET_PROTOCOL_FEATURES, 0, ~PF_REPLY_ACK),
+	    0);
+	ck_assert_uint_eq(dev.protocol_features & PF_REPLY_ACK, 0);
+	ck_assert_uint_eq(dev.protocol_features &
+	    ~VU_OFFERED_PROTOCOL_FEATURES, 0);
+	ck_assert_int_eq(send_none(VU_SET_OWNER, VU_FLAG_NEED_REPLY), 0);
+	ck_assert(no_reply());
+}
+END_TEST
+
+/* --- features and ring state ------------------------------------------ */
+
+/* vhost-user.rst "Ring states": enabled at once unless bit 30 is acked. */
+START_TEST(set_features_enables_without_protocol_features)
+{
+	ck_assert(!dev.enabled);
+	ck_assert_int_eq(send_u64(VU_SET_FEATURES, 0, F_VERSION_1), 0);
+	ck_assert(dev.enabled);
+	ck_assert_uint_eq(dev.features, F_VERSION_1);
+	ck_assert(!dev.vq.event_idx);
+}
+END_TEST
+
+START_TEST(set_features_with_protocol_features)
+{
+	ck_assert_int_eq(send_u64(VU_SET_FEATURES, 0, F_VERSION_1 |
+	    F_PROTOCOL | F_EVENT_IDX), 0);
+	ck_assert(!dev.enabled);
+	ck_assert(dev.vq.event_idx);
+	ck_assert_int_eq(send_state(VU_SET_VRING_ENABLE, 0, 0, 1), 0);
+	ck_assert(dev.enabled);
+	ck_assert_int_eq(send_state(VU_SET_VRING_ENABLE, 0, 0, 0), 0);
+	ck_assert(!dev.enabled);
+	ck_assert_int_eq(send_state(VU_SET_VRING_ENABLE, 0, 0, 2), -1);
+	ck_assert_int_eq(send_state(VU_SET_VRING_ENABLE, 0, 0, UINT32_MAX),
+	    -1);
+	ck_assert(!dev.enabled);
+}
+END_TEST
+
+START_TEST(set_features_masks_unoffered)
+{
+	ck_assert_int_eq(send_u64(VU_SET_FEATURES, 0, UINT64_MAX), 0);
+	ck_assert_uint_eq(dev.features, VU_OFFERED_FEATURES);
+}
+END_TEST
+
+START_TEST(vring_num_while_started)
+{
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 16), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, -1), 0);
+	ck_assert(dev.started);
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 32), -1);
+	ck_assert_uint_eq(dev.vq.num, 16);
+	ck_assert_int_eq(send_state(VU_SET_VRING_BASE, 0, 0, 7), -1);
+	ck_assert_uint_eq(dev.vq.last_avail_idx, 0);
+	/* Stopped by GET_VRING_BASE: allowed again. */
+	ck_assert_int_eq(send_state(VU_GET_VRING_BASE, 0, 0, 0), 0);
+	(void)reply_u64(VU_GET_VRING_BASE);
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 32), 0);
+	ck_assert_uint_eq(dev.vq.num, 32);
+}
+END_TEST
+
+START_TEST(vring_num_values)
+{
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 0), -1);
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 65536), -1);
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 1), 0);
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 32768), 0);
+	ck_assert_uint_eq(dev.vq.num, 32768);
+}
+END_TEST
+
+START_TEST(vring_base_bounds)
+{
+	ck_assert_int_eq(send_state(VU_SET_VRING_BASE, 0, 0, 65535), 0);
+	ck_assert_uint_eq(dev.vq.last_avail_idx, 65535);
+	ck_assert_int_eq(send_state(VU_SET_VRING_BASE, 0, 0, 65536), -1);
+	ck_assert_int_eq(send_state(VU_SET_VRING_BASE, 0, 0, UINT32_MAX), -1);
+	ck_assert_uint_eq(dev.vq.last_avail_idx, 65535);
+	ck_assert_int_eq(send_state(VU_SET_VRING_BASE, 0, 0, 0), 0);
+	ck_assert_uint_eq(dev.vq.last_avail_idx, 0);
+}
+END_TEST
+
+START_TEST(get_vring_base_stops)
+{
+	struct vu_msg r;
+	int kick = an_eventfd();
+
+	ck_assert_int_eq(send_state(VU_SET_VRING_BASE, 0, 0, 1234), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, kick), 0);
+	ck_assert(dev.started);
+	ck_assert_int_eq(dev.kick_fd, kick);
+
+	ck_assert_int_eq(send_state(VU_GET_VRING_BASE, 0, 0, 0), 0);
+	read_reply(&r, VU_GET_VRING_BASE);
+	ck_assert_uint_eq(r.hdr.size, sizeof(struct vu_vring_state));
+	ck_assert_uint_eq(r.payload.state.index, 0);
+	ck_assert_uint_eq(r.payload.state.num, 1234);
+	ck_assert(!dev.started);
+	ck_assert_int_eq(dev.kick_fd, -1);
+	ck_assert(unit_fd_closed(kick));
+}
+END_TEST
+
+START_TEST(vring_kick_nofd_polls)
+{
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, -1), 0);
+	ck_assert(dev.started);
+	ck_assert(dev.kick_polling);
+	ck_assert_int_eq(dev.kick_fd, -1);
+}
+END_TEST
+
+START_TEST(vring_fds_replaced)
+{
+	int k1 = an_eventfd(), k2 = an_eventfd(), c1 = an_eventfd(),
+	    c2 = an_eventfd(), e1 = an_eventfd();
+
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, k1), 0);
+	ck_assert(!dev.kick_polling);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, k2), 0);
+	ck_assert(unit_fd_closed(k1));
+	ck_assert_int_eq(dev.kick_fd, k2);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, -1), 0);
+	ck_assert(unit_fd_closed(k2));
+	ck_assert(dev.kick_polling);
+
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_CALL, 0, c1), 0);
+	ck_assert_int_eq(dev.call_fd, c1);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_CALL, 0, c2), 0);
+	ck_assert(unit_fd_closed(c1));
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_CALL, 0, -1), 0);
+	ck_assert(unit_fd_closed(c2));
+	ck_assert_int_eq(dev.call_fd, -1);
+
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_ERR, 0, e1), 0);
+	ck_assert_int_eq(dev.err_fd, e1);
+	/* Closed by cleanup (teardown): checked in cleanup_closes_all. */
+}
+END_TEST
+
+/* A fresh kick restarts the ring: a broken latch is cleared. */
+START_TEST(vring_kick_clears_broken)
+{
+	dev.vq.broken = true;
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, -1), 0);
+	ck_assert(!dev.vq.broken);
+}
+END_TEST
+
+START_TEST(vring_addr)
+{
+	msg_init(VU_SET_VRING_ADDR, 0, sizeof(struct vu_vring_addr));
+	msg.payload.addr.desc_user_addr = UVA0 + 8;
+	msg.payload.addr.avail_user_addr = UVA0 + 0x1000;
+	msg.payload.addr.used_user_addr = UVA0 + 0x2000;
+	ck_assert_int_eq(handle(), -1);
+	ck_assert(!dev.vq.addr_set);
+	msg_init(VU_SET_VRING_ADDR, 0, sizeof(struct vu_vring_addr));
+	msg.payload.addr.desc_user_addr = UVA0;
+	msg.payload.addr.avail_user_addr = UVA0 + 0x1000;
+	msg.payload.addr.used_user_addr = UVA0 + 0x2000;
+	ck_assert_int_eq(handle(), 0);
+	ck_assert(dev.vq.addr_set);
+	ck_assert_uint_eq(dev.vq.desc_uva, UVA0);
+	ck_assert_uint_eq(dev.vq.avail_uva, UVA0 + 0x1000);
+	ck_assert_uint_eq(dev.vq.used_uva, UVA0 + 0x2000);
+}
+END_TEST
+
+START_TEST(reset_device)
+{
+	int call = an_eventfd(), err = an_eventfd(), kick = an_eventfd();
+
+	ck_assert_int_eq(send_u64(VU_SET_FEATURES, 0, F_VERSION_1 |
+	    F_EVENT_IDX), 0);
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 64), 0);
+	ck_assert_int_eq(send_state(VU_SET_VRING_BASE, 0, 0, 99), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_CALL, 0, call), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_ERR, 0, err), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, kick), 0);
+	ck_assert(dev.started && dev.enabled);
+
+	ck_assert_int_eq(send_none(VU_RESET_DEVICE, 0), 0);
+	ck_assert(no_reply());
+	ck_assert(!dev.started);
+	ck_assert(!dev.enabled);
+	ck_assert(!dev.kick_polling);
+	ck_assert_uint_eq(dev.features, 0);
+	ck_assert_int_eq(dev.kick_fd, -1);
+	ck_assert_int_eq(dev.call_fd, -1);
+	ck_assert_int_eq(dev.err_fd, -1);
+	ck_assert(unit_fd_closed(kick));
+	ck_assert(unit_fd_closed(call));
+	ck_assert(unit_fd_closed(err));
+	ck_assert_uint_eq(dev.vq.num, 0);
+	ck_assert_uint_eq(dev.vq.last_avail_idx, 0);
+	ck_assert(!dev.vq.event_idx);
+	ck_assert(!dev.vq.addr_set);
+	ck_assert(!vu_dev_ring_runnable(&dev));
+}
+END_TEST
+
+START_TEST(reset_owner_disables)
+{
+	ck_assert_int_eq(send_u64(VU_SET_FEATURES, 0, F_VERSION_1), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, -1), 0);
+	ck_assert_int_eq(send_none(VU_RESET_OWNER, 0), 0);
+	ck_assert(!dev.started);
+	ck_assert(!dev.enabled);
+}
+END_TEST
+
+/* --- memory table ------------------------------------------------------- */
+
+static void
+mem_region(struct vu_mem_region *r, uint64_t gpa, uint64_t uva)
+{
+	r->guest_phys_addr = gpa;
+	r->memory_size = MEM_SIZE;
+	r->userspace_addr = uva;
+	r->mmap_offset = 0;
+}
+
+START_TEST(mem_table_good)
+{
+	int fds[2];
+
+	msg_init(VU_SET_MEM_TABLE, 0, 8 + 2 * 32);
+	msg.payload.mem.nregions = 2;
+	mem_region(&msg.payload.mem.regions[0], GPA0, UVA0);
+	mem_region(&msg.payload.mem.regions[1], GPA0 + MEM_SIZE,
+	    UVA0 + 2 * MEM_SIZE);
+	msg_add_fd(fds[0] = unit_memfd("m0", MEM_SIZE));
+	msg_add_fd(fds[1] = unit_memfd("m1", MEM_SIZE));
+	ck_assert_int_eq(handle(), 0);
+	ck_assert_uint_eq(dev.mt.nregions, 2);
+	ck_assert(unit_fd_closed(fds[0]));
+	ck_assert(unit_fd_closed(fds[1]));
+	ck_assert_uint_eq(msg.nfds, 0);
+
+	/* An empty table is a table. */
+	msg_init(VU_SET_MEM_TABLE, 0, 8);
+	ck_assert_int_eq(handle(), 0);
+	ck_assert_uint_eq(dev.mt.nregions, 0);
+}
+END_TEST
+
+/* Expects the SET_MEM_TABLE in msg to be refused with its fds closed. */
+static void
+expect_mem_table_refused(void)
+{
+	int fds[VU_MAX_FDS];
+	unsigned i, n = msg.nfds;
+
+	memcpy(fds, msg.fds, sizeof(fds));
+	ck_assert_int_eq(handle(), -1);
+	ck_assert(no_reply());
+	for (i = 0; i < n; i++)
+		ck_assert_msg(unit_fd_closed(fds[i]), "fd %u left open", i);
+	ck_assert_uint_eq(dev.mt.nregions, 0);
+}
+
+START_TEST(mem_table_nine_regions)
+{
+	unsigned i;
+
+	/* Nine announced in a payload that holds eight: handler refuses. */
+	msg_init(VU_SET_MEM_TABLE, 0, VU_PAYLOAD_MAX);
+	msg.payload.mem.nregions = 9;
+	for (i = 0; i < VU_MEM_TABLE_MAX; i++) {
+		mem_region(&msg.payload.mem.regions[i], i * MEM_SIZE,
+		    UVA0 + i * MEM_SIZE);
+		msg_add_fd(unit_memfd("m", MEM_SIZE));
+	}
+	expect_mem_table_refused();
+
+	/* Nine with a matching size: more than a message may carry. */
+	msg_init(VU_SET_MEM_TABLE, 0, 8 + 9 * 32);
+	msg.payload.mem.nregions = 9;
+	msg_add_fd(unit_memfd("m", MEM_SIZE));
+	expect_mem_table_refused();
+
+	msg_init(VU_SET_MEM_TABLE, 0, 8);
+	msg.payload.mem.nregions = UINT32_MAX;
+	expect_mem_table_refused();
+}
+END_TEST
+
+START_TEST(mem_table_size_mismatch)
+{
+	/* One region announced, two sent. */
+	msg_init(VU_SET_MEM_TABLE, 0, 8 + 2 * 32);
+	msg.payload.mem.nregions = 1;
+	mem_region(&msg.payload.mem.regions[0], GPA0, UVA0);
+	msg_add_fd(unit_memfd("m", MEM_SIZE));
+	expect_mem_table_refused();
+
+	/* Two announced, one sent. */
+	msg_init(VU_SET_MEM_TABLE, 0, 8 + 32);
+	msg.payload.mem.nregions = 2;
+	mem_region(&msg.payload.mem.regions[0], GPA0, UVA0);
+	msg_add_fd(unit_memfd("m", MEM_SIZE));
+	msg_add_fd(unit_memfd("m", MEM_SIZE));
+	expect_mem_table_refused();
+
+	/* Not a whole region. */
+	msg_init(VU_SET_MEM_TABLE, 0, 8 + 31);
+	msg.payload.mem.nregions = 1;
+	msg_add_fd(unit_memfd("m", MEM_SIZE));
+	expect_mem_table_refused();
+}
+END_TEST
+
+START_TEST(mem_table_fd_count_mismatch)
+{
+	msg_init(VU_SET_MEM_TABLE, 0, 8 + 2 * 32);
+	msg.payload.mem.nregions = 2;
+	mem_region(&msg.payload.mem.regions[0], GPA0, UVA0);
+	mem_region(&msg.payload.mem.regions[1], GPA0 + MEM_SIZE,
+	    UVA0 + MEM_SIZE);
+	msg_add_fd(unit_memfd("m", MEM_SIZE));
+	expect_mem_table_refused();
+}
+END_TEST
+
+START_TEST(add_and_remove_region)
+{
+	int fd, extra;
+
+	negotiate_reply_ack();
+	msg_init(VU_ADD_MEM_REG, VU_FLAG_NEED_REPLY,
+	    sizeof(struct vu_mem_single));
+	mem_region(&msg.payload.single.region, GPA0, UVA0);
+	msg_add_fd(fd = unit_memfd("m", MEM_SIZE));
+	ck_assert_int_eq(handle(), 0);
+	ck_assert_uint_eq(reply_u64(VU_ADD_MEM_REG), 0);
+	ck_assert_uint_eq(dev.mt.nregions, 1);
+	ck_assert(unit_fd_closed(fd));
+
+	/* The same again overlaps: refused, acked as a failure. */
+	msg_init(VU_ADD_MEM_REG, VU_FLAG_NEED_REPLY,
+	    sizeof(struct vu_mem_single));
+	mem_region(&msg.payload.single.region, GPA0, UVA0);
+	msg_add_fd(fd = unit_memfd("m", MEM_SIZE));
+	ck_assert_int_eq(handle(), 0);
+	ck_assert_uint_ne(reply_u64(VU_ADD_MEM_REG), 0);
+	ck_assert(unit_fd_closed(fd));
+
+	/* REM_MEM_REG may carry an fd: closed unused. */
+	msg_init(VU_REM_MEM_REG, VU_FLAG_NEED_REPLY,
+	    sizeof(struct vu_mem_single));
+	mem_region(&msg.payload.single.region, GPA0, UVA0);
+	msg_add_fd(extra = unit_memfd("m", MEM_SIZE));
+	ck_assert_int_eq(handle(), 0);
+	ck_assert_uint_eq(reply_u64(VU_REM_MEM_REG), 0);
+	ck_assert(unit_fd_closed(extra));
+	ck_assert_uint_eq(dev.mt.nregions, 0);
+
+	msg_init(VU_REM_MEM_REG, VU_FLAG_NEED_REPLY,
+	    sizeof(struct vu_mem_single));
+	mem_region(&msg.payload.single.region, GPA0, UVA0);
+	ck_assert_int_eq(handle(), 0);
+	ck_assert_uint_ne(reply_u64(VU_REM_MEM_REG), 0);
+}
+END_TEST
+
+/* --- a whole ring, end to end ---------------------------------------- */
+
+/* The messages QEMU sends, in order, for a ring in MEM_SIZE of memory. */
+static void
+bring_up(bool protocol_features, int call)
+{
+	int fd;
+
+	ck_assert_int_eq(send_none(VU_SET_OWNER, 0), 0);
+	ck_assert_int_eq(send_u64(VU_SET_FEATURES, 0, F_VERSION_1 |
+	    (protocol_features ? F_PROTOCOL : 0)), 0);
+	msg_init(VU_SET_MEM_TABLE, 0, 8 + 32);
+	msg.payload.mem.nregions = 1;
+	mem_region(&msg.payload.mem.regions[0], GPA0, UVA0);
+	msg_add_fd(unit_memfd("m", MEM_SIZE));
+	ck_assert_int_eq(handle(), 0);
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 8), 0);
+	ck_assert_int_eq(send_state(VU_SET_VRING_BASE, 0, 0, 0), 0);
+	msg_init(VU_SET_VRING_ADDR, 0, sizeof(struct vu_vring_addr));
+	msg.payload.addr.desc_user_addr = UVA0;
+	msg.payload.addr.avail_user_addr = UVA0 + 0x1000;
+	msg.payload.addr.used_user_addr = UVA0 + 0x2000;
+	ck_assert_int_eq(handle(), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_CALL, 0, call), 0);
+	fd = an_eventfd();
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, fd), 0);
+}
+
+START_TEST(ring_runnable_and_notify)
+{
+	int call = an_eventfd(), err = an_eventfd();
+	uint64_t v = 0;
+
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	/* The device owns a duplicate; the test reads the same eventfd. */
+	bring_up(false, dup(call));
+	ck_assert(vu_dev_ring_runnable(&dev));
+
+	/* Without EVENT_IDX and NO_INTERRUPT: every push interrupts. */
+	virtq_push(&dev.vq, 0, 1);
+	vu_dev_notify(&dev);
+	ck_assert_int_eq(read(call, &v, sizeof(v)), sizeof(v));
+	ck_assert_uint_eq(v, 1);
+
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_ERR, 0, dup(err)), 0);
+	vu_dev_signal_error(&dev);
+	ck_assert_int_eq(read(err, &v, sizeof(v)), sizeof(v));
+	ck_assert_uint_eq(v, 1);
+
+	/* A broken ring, a stopped ring, a disabled ring: not runnable. */
+	dev.vq.broken = true;
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	dev.vq.broken = false;
+	ck_assert(vu_dev_ring_runnable(&dev));
+	ck_assert_int_eq(send_state(VU_SET_VRING_ENABLE, 0, 0, 0), 0);
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	ck_assert_int_eq(send_state(VU_SET_VRING_ENABLE, 0, 0, 1), 0);
+	ck_assert(vu_dev_ring_runnable(&dev));
+	ck_assert_int_eq(send_state(VU_GET_VRING_BASE, 0, 0, 0), 0);
+	(void)reply_u64(VU_GET_VRING_BASE);
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	close(call);
+	close(err);
+}
+END_TEST
+
+/* With bit 30, the ring waits for SET_VRING_ENABLE. */
+START_TEST(ring_waits_for_enable)
+{
+	bring_up(true, -1);
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	ck_assert_int_eq(send_state(VU_SET_VRING_ENABLE, 0, 0, 1), 0);
+	ck_assert(vu_dev_ring_runnable(&dev));
+	/* The table goes away under the ring. */
+	msg_init(VU_SET_MEM_TABLE, 0, 8);
+	ck_assert_int_eq(handle(), 0);
+	ck_assert(!vu_dev_ring_runnable(&dev));
+}
+END_TEST
+
+START_TEST(cleanup_closes_all)
+{
+	int kick = an_eventfd(), call = an_eventfd(), err = an_eventfd();
+	int sock = dev.sock;
+
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, kick), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_CALL, 0, call), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_ERR, 0, err), 0);
+	vu_dev_cleanup(&dev);
+	ck_assert(unit_fd_closed(kick));
+	ck_assert(unit_fd_closed(call));
+	ck_assert(unit_fd_closed(err));
+	ck_assert(unit_fd_closed(sock));
+	ck_assert_int_eq(dev.sock, -1);
+	vu_dev_cleanup(&dev);	/* teardown does it again: harmless */
+}
+END_TEST
+
+Suite *
+vu_dev_suite(void)
+{
+	Suite *s = suite_create("vu_dev");
+	TCase *tc;
+
+	tc = tcase_create("replies");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, get_features);
+	tcase_add_test(tc, get_others);
+	tcase_add_test(tc, get_with_need_reply_one_reply);
+	tcase_add_test(tc, reply_to_gone_peer_fails);
+	tcase_add_test(tc, reply_ack);
+	tcase_add_test(tc, need_reply_without_reply_ack);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("rules");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, size_rules);
+	tcase_add_test(tc, fd_rules);
+	tcase_add_test(tc, ring_index_rules);
+	tcase_add_test(tc, unsupported_request);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("ring");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, set_features_enables_without_protocol_features);
+	tcase_add_test(tc, set_features_with_protocol_features);
+	tcase_add_test(tc, set_features_masks_unoffered);
+	tcase_add_test(tc, vring_num_while_started);
+	tcase_add_test(tc, vring_num_values);
+	tcase_add_test(tc, vring_base_bounds);
+	tcase_add_test(tc, get_vring_base_stops);
+	tcase_add_test(tc, vring_kick_nofd_polls);
+	tcase_add_test(tc, vring_fds_replaced);
+	tcase_add_test(tc, vring_kick_clears_broken);
+	tcase_add_test(tc, vring_addr);
+	tcase_add_test(tc, reset_device);
+	tcase_add_test(tc, reset_owner_disables);
+	tcase_add_test(tc, ring_runnable_and_notify);
+	tcase_add_test(tc, ring_waits_for_enable);
+	tcase_add_test(tc, cleanup_closes_all);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("memory");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, mem_table_good);
+	tcase_add_test(tc, mem_table_nine_regions);
+	tcase_add_test(tc, mem_table_size_mismatch);
+	tcase_add_test(tc, mem_table_fd_count_mismatch);
+	tcase_add_test(tc, add_and_remove_region);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef VRNG_UNIT_H
+#define VRNG_UNIT_H
+
+/*
+ * Shared by the unit test suites: the suite constructors the runner
+ * collects, and small helpers for fds and memfds.  Header only, so that
+ * every helper is static and a suite can be read on its own.
+ */
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Generous: the suites run under ASan/UBSan on a small, busy machine. */
+#define UNIT_TIMEOUT	30
+
+Suite	*config_suite(void);
+Suite	*memtable_suite(void);
+Suite	*virtq_suite(void);
+Suite	*ratelimit_suite(void);
+Suite	*entropy_suite(void);
+Suite	*vu_proto_suite(void);
+Suite	*vu_dev_suite(void);
+Suite	*log_suite(void);
+
+/* A memfd of size bytes (zero-filled), or a failed test. */
+static inline int
+unit_memfd(const char *name, size_t size)
+{
+	int fd;
+
+	fd = memfd_create(name, MFD_CLOEXEC);
+	ck_assert_msg(fd >= 0, "memfd_create: %s", strerror(errno));
+	ck_assert_msg(ftruncate(fd, (off_t)size) == 0, "ftruncate: %s",
+	    strerror(errno));
+	return fd;
+}
+
+/* Whether fd is no longer open in this process. */
+static inline bool
+unit_fd_closed(int fd)
+{
+	return fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+}
+
+/*
+ * Open fds of this process.  Used to prove that fds received over a
+ * socket (whose numbers the test never learns) were closed again.
+ */
+static inline int
+unit_count_fds(void)
+{
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	d = opendir("/proc/self/fd");
+	ck_assert_msg(d != NULL, "/proc/self/fd: %s", strerror(errno));
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;	/* the directory's own fd */
+}
+
+#endif
