@@ -35,6 +35,7 @@ struct entropy {
 	pthread_mutex_t	 lock;		/* serializes reopen */
 	/* protected by lock; read lock-free as a hint: */
 	bool		 exhausted;
+	bool		 failing;	/* last read or reopen failed */
 };
 
 /* Opens and checks the source; on error fills err with a full sentence. */

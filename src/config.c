@@ -116,6 +116,19 @@ parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return NULL;
 }
 
+/*
+ * "--print-capabilities" or an abbreviation getopt_long would take for it
+ * (at least "--pr": "--p" could also be --period).
+ */
+static bool
+is_print_capabilities(const char *arg)
+{
+	static const char full[] = "--print-capabilities";
+	size_t len = strlen(arg);
+
+	return len >= 4 && len < sizeof(full) && strncmp(arg, full, len) == 0;
+}
+
 enum config_result
 config_parse(struct config *cfg, int argc, char *argv[], char *err,
     size_t errlen)
@@ -131,7 +144,7 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 	 * ignored", even bad ones.
 	 */
 	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-		if (strcmp(argv[i], "--print-capabilities") == 0) {
+		if (is_print_capabilities(argv[i])) {
 			cfg->print_capabilities = true;
 			return CONFIG_RUN;
 		}

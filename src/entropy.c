@@ -97,20 +97,51 @@ entropy_exhausted(struct entropy *src)
  * may see the same EOF: the reopen is done once under the lock, and dup2
  * keeps the fd number so other threads never see a closed fd.
  */
-static void
+static int
 fifo_reopen(struct entropy *src)
 {
-	int fd;
+	int fd, ret = 0;
 
 	pthread_mutex_lock(&src->lock);
 	fd = open(src->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		log_warn("reopening entropy FIFO %s", src->path);
-	else {
-		if (dup3(fd, src->fd, O_CLOEXEC) < 0)
-			log_warn("reopening entropy FIFO %s", src->path);
-		close(fd);
+	if (fd < 0 || dup3(fd, src->fd, O_CLOEXEC) < 0) {
+		/*
+		 * Gone or unreadable now: the old fd would keep reporting
+		 * POLLHUP, so the caller must not poll it (it retries later).
+		 */
+		if (!src->failing)
+			log_warn("reopening entropy FIFO %s (will retry)",
+			    src->path);
+		src->failing = true;
+		ret = -1;
 	}
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_unlock(&src->lock);
+	return ret;
+}
+
+/* Logs the first error of a streak only: a broken source cannot flood. */
+static void
+read_failed(struct entropy *src)
+{
+	int saved = errno;
+
+	pthread_mutex_lock(&src->lock);
+	errno = saved;
+	if (!src->failing)
+		log_warn("reading entropy source %s (will retry)", src->path);
+	src->failing = true;
+	pthread_mutex_unlock(&src->lock);
+}
+
+static void
+read_recovered(struct entropy *src)
+{
+	pthread_mutex_lock(&src->lock);
+	if (src->failing)
+		log_warnx("entropy source %s readable again", src->path);
+	src->failing = false;
 	pthread_mutex_unlock(&src->lock);
 }
 
@@ -122,21 +153,24 @@ entropy_read(struct entropy *src, const struct iovec *iov, unsigned niov)
 	do {
 		n = readv(src->fd, iov, (int)niov);
 	} while (n < 0 && errno == EINTR);
-	if (n > 0)
+	if (n > 0) {
+		/* A racy peek is fine: the lock is taken only to clear it. */
+		if (__atomic_load_n(&src->failing, __ATOMIC_RELAXED))
+			read_recovered(src);
 		return n;
+	}
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return ENTROPY_AGAIN;
 		/* Guest memory gone from under the mapping: not the source. */
 		if (errno == EFAULT)
 			return ENTROPY_FAULT;
-		log_warn("reading entropy source %s", src->path);
+		read_failed(src);
 		return ENTROPY_ERROR;
 	}
 	/* End of file. */
 	if (src->kind == ENTROPY_FIFO) {
-		fifo_reopen(src);
-		return ENTROPY_AGAIN;
+		return fifo_reopen(src) == 0 ? ENTROPY_AGAIN : ENTROPY_ERROR;
 	}
 	/*
 	 * A regular file is used up; so is a device that says EOF (/dev/null

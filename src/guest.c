@@ -6,6 +6,7 @@
  * messages are answered while requests wait for budget or entropy.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -28,6 +29,9 @@
  */
 #define BATCH_MAX_REQUESTS	256
 #define BATCH_MAX_BYTES		(4 * 1024 * 1024)
+/* Requests filled by one read of the source (iovecs <= IOV_MAX). */
+#define GATHER_MAX		16
+_Static_assert(GATHER_MAX * VIRTQ_MAX_IOV <= IOV_MAX, "one readv");
 /* After a read error of the source, try again this much later. */
 #define SOURCE_RETRY_NS		1000000000ull
 
@@ -41,7 +45,9 @@ struct guest {
 	bool			 source_wait;	/* polling the source */
 	bool			 more;		/* batch limit hit: go on */
 	uint64_t		 throttle_start;
-	struct virtq_req	 req;
+	/* The requests of one read of the source, and its iovec. */
+	struct virtq_req	 reqs[GATHER_MAX];
+	struct iovec		 iov[GATHER_MAX * VIRTQ_MAX_IOV];
 };
 
 #define STAT_ADD(g, field, v)						\
@@ -131,6 +137,94 @@ process_ring(struct guest *g)
 }
 
 /*
+ * Pops up to GATHER_MAX requests, so that one read(2) of the source fills
+ * them all (a ring of many small buffers costs one syscall, not one per
+ * buffer).  Returns how many were popped; *total is their byte count.
+ */
+static unsigned
+gather(struct guest *g, size_t *total, bool *broken)
+{
+	struct vu_dev *dev = &g->dev;
+	unsigned k = 0;
+
+	*total = 0;
+	*broken = false;
+	while (k < GATHER_MAX && *total < GUEST_MAX_REQUEST) {
+		int r = virtq_pop(&dev->vq, &dev->mt, &g->reqs[k],
+		    GUEST_MAX_REQUEST);
+
+		if (r < 0) {
+			*broken = true;
+			break;
+		}
+		if (r == 0) {
+			/* Ask for a kick; go on if buffers came meanwhile. */
+			if (k == 0 && virtq_enable_notify(&dev->vq))
+				continue;
+			break;
+		}
+		*total += g->reqs[k].len;
+		k++;
+	}
+	return k;
+}
+
+/* Gives the last n popped requests back to the ring, newest first. */
+static void
+unpop(struct guest *g, unsigned n)
+{
+	while (n-- > 0)
+		virtq_unpop(&g->dev.vq);
+}
+
+/*
+ * Shortens the gathered requests to limit bytes: the request where the
+ * limit falls is trimmed, those after it are given back.  Returns the
+ * number of requests left.
+ */
+static unsigned
+limit_requests(struct guest *g, unsigned k, size_t limit)
+{
+	size_t seen = 0;
+	unsigned i;
+
+	for (i = 0; i < k; i++) {
+		if (g->reqs[i].len >= limit - seen) {
+			virtq_req_trim(&g->reqs[i], limit - seen);
+			unpop(g, k - i - 1);
+			return i + 1;
+		}
+		seen += g->reqs[i].len;
+	}
+	return k;
+}
+
+static void
+source_failed(struct guest *g, ssize_t n)
+{
+	struct vu_dev *dev = &g->dev;
+
+	switch (n) {
+	case ENTROPY_FAULT:
+		log_guest_err("a guest buffer is not writable memory: ring "
+		    "marked broken");
+		dev->vq.broken = true;
+		STAT_ADD(g, errors, 1);
+		vu_dev_signal_error(dev);
+		break;
+	case ENTROPY_AGAIN:
+		g->source_wait = true;
+		break;
+	case ENTROPY_ERROR:
+		arm_timer(g, monotonic_ns() + SOURCE_RETRY_NS);
+		break;
+	default:
+		/* ENTROPY_EOF: wait for the next kick (logged once). */
+		break;
+	}
+}
+
+/*
  * Serves available requests until the ring is empty, the budget is spent
  * or the source has nothing; then interrupts the guest once if it wants.
  */
@@ -147,68 +241,82 @@ process_ring_unguarded(struct guest *g)
 		return;
 	for (;;) {
 		uint64_t grant = 0, now = 0, wake;
+		unsigned k, niov, i;
+		size_t total, left;
+		bool broken;
 		ssize_t n;
-		int r;
 
 		if (pushed >= BATCH_MAX_REQUESTS || served >= BATCH_MAX_BYTES) {
 			g->more = true;
 			break;
 		}
-		r = virtq_pop(&dev->vq, &dev->mt, &g->req, GUEST_MAX_REQUEST);
-		if (r < 0) {
+		k = gather(g, &total, &broken);
+		if (broken) {
 			STAT_ADD(g, errors, 1);
 			vu_dev_signal_error(dev);
-			break;
 		}
-		if (r == 0) {
-			if (virtq_enable_notify(&dev->vq))
-				continue;	/* more arrived meanwhile */
+		if (k == 0)
 			break;
-		}
 		if (rl != NULL) {
 			now = monotonic_ns();
-			grant = ratelimit_take(rl, g->slot->index, g->req.len,
-			    now, &wake);
+			grant = ratelimit_take(rl, g->slot->index, total, now,
+			    &wake);
 			if (grant == 0) {
 				/* Held, not completed short: see VIRTIO 5.4. */
-				virtq_unpop(&dev->vq);
+				unpop(g, k);
 				g->throttle_start = now;
 				arm_timer(g, wake);
 				DPRINTF("throttled until %llu",
 				    (unsigned long long)wake);
 				break;
 			}
-			virtq_req_trim(&g->req, grant);
+			if (grant < total) {
+				k = limit_requests(g, k, (size_t)grant);
+				total = (size_t)grant;
+			}
 		}
-		n = entropy_read(g->shared->source, g->req.iov, g->req.niov);
+		for (i = 0, niov = 0; i < k; i++) {
+			memcpy(&g->iov[niov], g->reqs[i].iov,
+			    g->reqs[i].niov * sizeof(g->iov[0]));
+			niov += g->reqs[i].niov;
+		}
+		/* Straight into guest memory: no bounce buffer. */
+		n = entropy_read(g->shared->source, g->iov, niov);
 		if (n <= 0) {
-			virtq_unpop(&dev->vq);
+			unpop(g, k);
 			if (rl != NULL)
 				ratelimit_give_back(rl, g->slot->index, grant,
 				    now);
-			if (n == ENTROPY_FAULT) {
-				log_guest_err("guest buffer of request %u is "
-				    "not writable memory: ring marked broken",
-				    g->req.head);
-				dev->vq.broken = true;
-				STAT_ADD(g, errors, 1);
-				vu_dev_signal_error(dev);
-			} else if (n == ENTROPY_AGAIN)
-				g->source_wait = true;
-			else if (n == ENTROPY_ERROR)
-				arm_timer(g, monotonic_ns() + SOURCE_RETRY_NS);
-			/* ENTROPY_EOF: wait for the next kick (logged once). */
+			source_failed(g, n);
 			break;
 		}
 		if (rl != NULL && (uint64_t)n < grant)
 			ratelimit_give_back(rl, g->slot->index,
 			    grant - (uint64_t)n, now);
-		/* used.len is what really landed in the buffers, >= 1. */
-		virtq_push(&dev->vq, g->req.head, (uint32_t)n);
-		pushed++;
+		/*
+		 * The bytes landed in request order.  used.len is what really
+		 * landed in each request (>= 1); requests a short read did not
+		 * reach go back to the ring.
+		 */
+		left = (size_t)n;
+		for (i = 0; i < k && left > 0; i++) {
+			size_t got = left < g->reqs[i].len ? left :
+			    g->reqs[i].len;
+
+			virtq_push(&dev->vq, g->reqs[i].head, (uint32_t)got);
+			left -= got;
+			pushed++;
+		}
+		unpop(g, k - i);
 		served += (size_t)n;
 		STAT_ADD(g, bytes, (uint64_t)n);
-		STAT_ADD(g, requests, 1);
+		STAT_ADD(g, requests, i);
+		/*
+		 * After a short read go on: the next read says whether the
+		 * source is used up (logged) or has nothing now (polled).
+		 */
+		if (broken)
+			break;
 	}
 	if (pushed > 0)
 		vu_dev_notify(dev);

@@ -360,10 +360,48 @@ START_TEST(print_capabilities)
 {
 	ck_assert_int_eq(PARSE("--print-capabilities"), CONFIG_RUN);
 	ck_assert(cfg.print_capabilities);
-	/* The conventions: other options are ignored with this one. */
+	/*
+	 * vhost-user.rst "Backend program conventions": other options and
+	 * arguments are ignored with this one, even bad ones.
+	 */
 	ck_assert_int_eq(PARSE("--print-capabilities", "--fd=3", "-s",
 	    "/tmp/s", "-c", "2"), CONFIG_RUN);
 	ck_assert(cfg.print_capabilities);
+	ck_assert_int_eq(PARSE("-c", "0", "--bogus", "--print-capabilities",
+	    "stray", "-p"), CONFIG_RUN);
+	ck_assert(cfg.print_capabilities);
+	/* After "--" it is an argument, not the option. */
+	ck_assert_int_eq(PARSE("--", "--print-capabilities"), CONFIG_ERROR);
+}
+END_TEST
+
+/*
+ * getopt_long takes any unambiguous prefix of a long option ("--print-c"),
+ * so the option must behave the same however it is spelt.
+ */
+START_TEST(print_capabilities_abbreviated)
+{
+	ck_assert_int_eq(PARSE("--print-cap"), CONFIG_RUN);
+	ck_assert(cfg.print_capabilities);
+	ck_assert_msg(PARSE("--print-cap", "-c", "0") == CONFIG_RUN,
+	    "--print-cap with a bad option: \"%s\" (the full spelling "
+	    "ignores other options)", err);
+	ck_assert(cfg.print_capabilities);
+}
+END_TEST
+
+/* main() warns about -p without -m, and checks -c against systemd. */
+START_TEST(given_flags)
+{
+	ck_assert_int_eq(PARSE0(), CONFIG_RUN);
+	ck_assert(!cfg.period_given);
+	ck_assert(!cfg.count_given);
+	ck_assert_int_eq(PARSE("-p", "100", "-c", "1"), CONFIG_RUN);
+	ck_assert(cfg.period_given);
+	ck_assert(cfg.count_given);
+	ck_assert_int_eq(PARSE("--period=65536"), CONFIG_RUN);
+	ck_assert(cfg.period_given);
+	ck_assert(!cfg.count_given);
 }
 END_TEST
 
@@ -472,6 +510,8 @@ config_suite(void)
 	tcase_add_test(tc, verbose_counts);
 	tcase_add_test(tc, fd_option);
 	tcase_add_test(tc, print_capabilities);
+	tcase_add_test(tc, print_capabilities_abbreviated);
+	tcase_add_test(tc, given_flags);
 	tcase_add_test(tc, help_exits);
 	tcase_add_test(tc, version_exits);
 	suite_add_tcase(s, tc);

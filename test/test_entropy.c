@@ -19,14 +19,46 @@ static char path[PATH_MAX];
 static struct entropy src;
 static char err[PATH_MAX + 256];
 
+static const char *const names[] = { "file", "empty", "fifo" };
+
 static void
-setup(void)
+remove_files(void)
+{
+	char p[PATH_MAX];
+	unsigned i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (snprintf(p, sizeof(p), "%s/%s", dir, names[i]) <
+		    (int)sizeof(p))
+			(void)unlink(p);
+}
+
+/*
+ * The directory is made and removed by an unchecked fixture: that runs in
+ * the runner itself, so a test that fails (and exits its forked child
+ * before any checked teardown) leaves nothing behind.
+ */
+static void
+dir_setup(void)
 {
 	const char *tmp = getenv("TMPDIR");
 
 	ck_assert_int_lt(snprintf(dir, sizeof(dir), "%s/vrng-unit-XXXXXX",
 	    tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp"), (int)sizeof(dir));
 	ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void
+dir_teardown(void)
+{
+	remove_files();
+	rmdir(dir);
+}
+
+static void
+setup(void)
+{
+	remove_files();		/* what a failed test may have left */
 	memset(&src, 0, sizeof(src));
 	src.fd = -1;
 	err[0] = '\0';
@@ -35,17 +67,8 @@ setup(void)
 static void
 teardown(void)
 {
-	static const char *const names[] = { "file", "empty", "fifo" };
-	char p[PATH_MAX];
-	unsigned i;
-
 	entropy_close(&src);
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (snprintf(p, sizeof(p), "%s/%s", dir, names[i]) <
-		    (int)sizeof(p))
-			unlink(p);
-	}
-	rmdir(dir);
+	remove_files();
 }
 
 static const char *
@@ -197,6 +220,38 @@ START_TEST(dev_null_exhausted)
 }
 END_TEST
 
+/*
+ * A buffer the daemon cannot write (guest memory gone, a read-only
+ * mapping) is the guest's fault, not the source's: ENTROPY_FAULT, and
+ * nothing of the source is used up.
+ */
+START_TEST(unwritable_buffer_is_fault)
+{
+	unsigned char data[64], buf[64];
+	void *ro;
+	unsigned i;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(0x80 + i);
+	make_file("file", data, sizeof(data));
+	ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(ro, MAP_FAILED);
+	ck_assert_int_eq(entropy_open(&src, in_dir("file"), err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(read_into(ro, 16), ENTROPY_FAULT);
+	ck_assert(!entropy_exhausted(&src));
+	ck_assert_int_eq(read_into(buf, 16), 16);
+	ck_assert_mem_eq(buf, data, 16);
+	entropy_close(&src);
+
+	ck_assert_int_eq(entropy_open(&src, "/dev/urandom", err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(read_into(ro, 16), ENTROPY_FAULT);
+	ck_assert_int_eq(read_into(buf, 16), 16);
+	munmap(ro, 4096);
+}
+END_TEST
+
 /* Nothing readable and no hang-up: what the guest thread polls for. */
 static short
 poll_now(int fd)
@@ -257,6 +312,41 @@ START_TEST(fifo_writers_come_and_go)
 	ck_assert_int_eq(read_into(buf, sizeof(buf)), ENTROPY_AGAIN);
 	ck_assert_int_eq(entropy_fd(&src), fd);
 	ck_assert_int_eq(poll_now(fd), 0);
+}
+END_TEST
+
+/*
+ * The FIFO is removed while its writer is gone, so the reopen fails.  The
+ * guest thread polls the source fd after ENTROPY_AGAIN: if that fd still
+ * reports POLLHUP, poll returns at once, the read says EOF again, and the
+ * thread spins (logging a warning on every turn).  After a failed reopen,
+ * either the result must not be ENTROPY_AGAIN (ENTROPY_ERROR makes the
+ * thread retry on a timer) or the fd must be quiet.
+ */
+START_TEST(fifo_removed_does_not_spin)
+{
+	unsigned char buf[16];
+	ssize_t r;
+	int fd, w, k;
+
+	ck_assert_int_eq(mkfifo(in_dir("fifo"), 0600), 0);
+	ck_assert_int_eq(entropy_open(&src, in_dir("fifo"), err, sizeof(err)),
+	    0);
+	fd = entropy_fd(&src);
+	ck_assert_int_ge(w = open(in_dir("fifo"), O_WRONLY | O_NONBLOCK |
+	    O_CLOEXEC), 0);
+	ck_assert_int_eq(write(w, "x", 1), 1);
+	ck_assert_int_eq(read_into(buf, sizeof(buf)), 1);
+	ck_assert_int_eq(unlink(in_dir("fifo")), 0);
+	close(w);
+	for (k = 0; k < 3; k++) {
+		r = read_into(buf, sizeof(buf));
+		ck_assert_int_eq(entropy_fd(&src), fd);
+		ck_assert_int_ne(fcntl(fd, F_GETFD), -1);
+		ck_assert_msg(r != ENTROPY_AGAIN || poll_now(fd) == 0,
+		    "read %d: ENTROPY_AGAIN, but the fd polls 0x%x at once: "
+		    "the guest thread would spin", k, poll_now(fd));
+	}
 }
 END_TEST
 
@@ -352,6 +442,7 @@ entropy_suite(void)
 
 	tc = tcase_create("open");
 	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, directory_refused);
 	tcase_add_test(tc, missing_file_refused);
@@ -361,12 +452,15 @@ entropy_suite(void)
 
 	tc = tcase_create("read");
 	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, file_in_order);
 	tcase_add_test(tc, empty_file);
 	tcase_add_test(tc, urandom);
 	tcase_add_test(tc, dev_null_exhausted);
+	tcase_add_test(tc, unwritable_buffer_is_fault);
 	tcase_add_test(tc, fifo_writers_come_and_go);
+	tcase_add_test(tc, fifo_removed_does_not_spin);
 	tcase_add_test(tc, two_reads_disjoint);
 	tcase_add_test(tc, two_threads_never_share);
 	suite_add_tcase(s, tc);

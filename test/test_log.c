@@ -75,7 +75,7 @@ burst_thread(void *arg)
 	return NULL;
 }
 
-static unsigned
+static void
 run_burst(int guest, unsigned calls)
 {
 	struct burst b = { guest, calls };
@@ -83,7 +83,6 @@ run_burst(int guest, unsigned calls)
 
 	ck_assert_int_eq(pthread_create(&th, NULL, burst_thread, &b), 0);
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
-	return 0;
 }
 
 START_TEST(guest_err_burst_then_suppressed)

@@ -11,6 +11,7 @@
 #include <endian.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "unit.h"
 #include "virtq.h"
@@ -466,6 +467,28 @@ START_TEST(pop_indirect)
 }
 END_TEST
 
+/*
+ * VIRTIO 1.x 2.7.5.3.2: "The device MUST handle the case of zero or more
+ * normal chained descriptors followed by a single descriptor with
+ * flags&VIRTQ_DESC_F_INDIRECT."
+ */
+START_TEST(pop_chain_then_indirect)
+{
+	put_ind(IND(0), 0, BUF(1), 20, W | N, 1);
+	put_ind(IND(0), 1, BUF(2), 30, W, 0);
+	put_desc(4, BUF(0), 10, W | N, 9);
+	put_desc(9, IND(0), 32, I, 0);
+	offer(4);
+	ck_assert_int_eq(pop(4096), 1);
+	ck_assert_uint_eq(req.head, 4);
+	ck_assert_uint_eq(req.niov, 3);
+	ck_assert_uint_eq(req.len, 60);
+	ck_assert_ptr_eq(req.iov[0].iov_base, host(BUF(0)));
+	ck_assert_ptr_eq(req.iov[1].iov_base, host(BUF(1)));
+	ck_assert_ptr_eq(req.iov[2].iov_base, host(BUF(2)));
+}
+END_TEST
+
 /* The INDIRECT descriptor itself need not carry WRITE. */
 START_TEST(pop_indirect_write_flag_on_table)
 {
@@ -495,6 +518,26 @@ START_TEST(pop_indirect_spanning_regions)
 	ck_assert_uint_eq(req.len, 60);
 	ck_assert_ptr_eq(req.iov[1].iov_base, host(BUF(1)));
 	ck_assert_ptr_eq(req.iov[2].iov_base, host(GPA_B + 0x100));
+}
+END_TEST
+
+/*
+ * VIRTIO 1.x 2.7.5.3.1: no chain is longer than the queue size, indirect
+ * tables included.  A chain of exactly num entries in a larger table is
+ * fine.
+ */
+START_TEST(pop_indirect_chain_of_queue_size)
+{
+	unsigned i;
+
+	for (i = 0; i < vq.num; i++)
+		put_ind(IND(0), i, BUF(i), 1, W | (i + 1 < vq.num ? N : 0),
+		    i + 1);
+	put_desc(0, IND(0), 2 * vq.num * 16, I, 0);
+	offer(0);
+	ck_assert_int_eq(pop(4096), 1);
+	ck_assert_uint_eq(req.niov, vq.num);
+	ck_assert_uint_eq(req.len, vq.num);
 }
 END_TEST
 
@@ -828,6 +871,49 @@ START_TEST(hostile_indirect_loop)
 	put_ind(IND(0), 1, BUF(1), 8, W | N, 0);
 	put_desc(0, IND(0), 32, I, 0);
 	offer(0);
+	expect_broken();
+}
+END_TEST
+
+START_TEST(hostile_indirect_chain_longer_than_queue)
+{
+	unsigned i, n = vq.num + 1;
+
+	for (i = 0; i < n; i++)
+		put_ind(IND(0), i, BUF(i), 1, W | (i + 1 < n ? N : 0), i + 1);
+	put_desc(0, IND(0), 2 * vq.num * 16, I, 0);
+	offer(0);
+	expect_broken();
+}
+END_TEST
+
+/* CPU time of this thread: immune to a busy machine, unlike wall time. */
+static double
+thread_cpu_s(void)
+{
+	struct timespec ts;
+
+	ck_assert_int_eq(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * A table that claims 2^28 entries with a loop at its start: the walk
+ * must stop at the queue size, not after 2^28 steps (seconds of CPU for
+ * each such request).
+ */
+START_TEST(hostile_indirect_huge_table_loop)
+{
+	double t0, cpu;
+
+	put_ind(IND(0), 0, BUF(0), 8, W | N, 1);
+	put_ind(IND(0), 1, BUF(1), 8, W | N, 0);
+	put_desc(0, IND(0), UINT32_MAX & ~15u, I, 0);
+	offer(0);
+	t0 = thread_cpu_s();
+	ck_assert_int_eq(pop(4096), -1);
+	cpu = thread_cpu_s() - t0;
+	ck_assert_msg(cpu < 0.5, "the walk took %.1f s of CPU", cpu);
 	expect_broken();
 }
 END_TEST
@@ -1207,7 +1293,9 @@ virtq_suite(void)
 	tcase_add_test(tc, pop_zero_length_member);
 	tcase_add_test(tc, pop_indirect);
 	tcase_add_test(tc, pop_indirect_write_flag_on_table);
+	tcase_add_test(tc, pop_chain_then_indirect);
 	tcase_add_test(tc, pop_indirect_spanning_regions);
+	tcase_add_test(tc, pop_indirect_chain_of_queue_size);
 	tcase_add_test(tc, pop_buffer_spanning_regions);
 	tcase_add_test(tc, pop_max_len_caps);
 	tcase_add_test(tc, pop_huge_descriptor_capped);
@@ -1238,6 +1326,8 @@ virtq_suite(void)
 	tcase_add_test(tc, hostile_indirect_runs_off_memory);
 	tcase_add_test(tc, hostile_indirect_wraps);
 	tcase_add_test(tc, hostile_indirect_loop);
+	tcase_add_test(tc, hostile_indirect_chain_longer_than_queue);
+	tcase_add_test(tc, hostile_indirect_huge_table_loop);
 	tcase_add_test(tc, hostile_indirect_next_out_of_range);
 	tcase_add_test(tc, hostile_indirect_readable);
 	tcase_add_test(tc, hostile_addr_outside_memory);

@@ -329,6 +329,13 @@ START_TEST(ring_index_rules)
 	    16), 0);
 	ck_assert_uint_ne(reply_u64(VU_SET_VRING_NUM), 0);
 	ck_assert_uint_eq(dev.vq.num, 0);
+	/*
+	 * But a request with a reply of its own is not answered with an ack
+	 * (the front-end would read it as the vring state): hang up.
+	 */
+	ck_assert_int_eq(send_state(VU_GET_VRING_BASE, VU_FLAG_NEED_REPLY, 1,
+	    0), -1);
+	ck_assert(no_reply());
 }
 END_TEST
 
@@ -839,6 +846,24 @@ START_TEST(ring_waits_for_enable)
 }
 END_TEST
 
+/* REM_MEM_REG of the region the rings live in: the ring stops running. */
+START_TEST(ring_region_removed)
+{
+	bring_up(false, -1);
+	ck_assert(vu_dev_ring_runnable(&dev));
+	msg_init(VU_REM_MEM_REG, 0, sizeof(struct vu_mem_single));
+	mem_region(&msg.payload.single.region, GPA0, UVA0);
+	ck_assert_int_eq(handle(), 0);
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	/* And runs again once it is back. */
+	msg_init(VU_ADD_MEM_REG, 0, sizeof(struct vu_mem_single));
+	mem_region(&msg.payload.single.region, GPA0, UVA0);
+	msg_add_fd(unit_memfd("m", MEM_SIZE));
+	ck_assert_int_eq(handle(), 0);
+	ck_assert(vu_dev_ring_runnable(&dev));
+}
+END_TEST
+
 START_TEST(cleanup_closes_all)
 {
 	int kick = an_eventfd(), call = an_eventfd(), err = an_eventfd();
@@ -901,6 +926,7 @@ vu_dev_suite(void)
 	tcase_add_test(tc, reset_owner_disables);
 	tcase_add_test(tc, ring_runnable_and_notify);
 	tcase_add_test(tc, ring_waits_for_enable);
+	tcase_add_test(tc, ring_region_removed);
 	tcase_add_test(tc, cleanup_closes_all);
 	suite_add_tcase(s, tc);
 
