@@ -370,6 +370,9 @@ guest_loop(struct guest *g)
 		}
 		if (pfd[PFD_STOP].revents)
 			return;
+		/* Before the message: it may replace the kick fd. */
+		if (pfd[PFD_KICK].revents)
+			drain_eventfd(pfd[PFD_KICK].fd);
 		if (pfd[PFD_SOCK].revents) {
 			switch (vu_msg_recv(g->dev.sock, &msg)) {
 			case VU_RECV_EOF:
@@ -397,8 +400,6 @@ guest_loop(struct guest *g)
 				g->source_wait = false;
 			}
 		}
-		if (pfd[PFD_KICK].revents && g->dev.kick_fd >= 0)
-			drain_eventfd(g->dev.kick_fd);
 		if (pfd[PFD_TIMER].revents) {
 			drain_eventfd(g->timer_fd);
 			if (g->throttled && g->throttle_start != 0)

@@ -127,21 +127,26 @@ listeners_from_systemd(struct listener *ls, unsigned max, char *err,
 	char *end;
 	long pid, n, i;
 
+	bool ours;
+
 	if (pid_s == NULL || fds_s == NULL)
 		return 0;
 	errno = 0;
 	pid = strtol(pid_s, &end, 10);
-	if (errno != 0 || *end != '\0' || pid != (long)getpid())
-		return 0;	/* meant for another process */
+	ours = errno == 0 && *end == '\0' && pid == (long)getpid();
+	errno = 0;
 	n = strtol(fds_s, &end, 10);
-	if (errno != 0 || *end != '\0' || n < 0) {
+	if (ours && (errno != 0 || *end != '\0' || fds_s[0] < '0' ||
+	    fds_s[0] > '9' || n < 0)) {
 		snprintf(err, errlen, "LISTEN_FDS=%s is not a number", fds_s);
 		return -1;
 	}
-	/* sd_listen_fds(1): do not pass them on to children. */
+	/* sd_listen_fds(3): not passed on to children, in any case. */
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
+	if (!ours)
+		return 0;	/* meant for another process */
 	if (n == 0)
 		return 0;
 	if ((unsigned long)n > max) {

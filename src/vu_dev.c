@@ -12,6 +12,7 @@
  * slot to -1.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -320,10 +321,21 @@ get_vring_base(struct vu_dev *dev, struct vu_msg *msg)
 static void
 take_vring_fd(struct vu_msg *msg, int *slot)
 {
+	int fl;
+
 	close_fd(slot);
 	if (msg->nfds == 1) {
 		*slot = msg->fds[0];
 		msg->fds[0] = -1;
+		/*
+		 * The spec does not promise non-blocking eventfds; a front-end
+		 * could hand us one whose counter is full (write blocks) or
+		 * that it drains itself (read blocks).  Either would stall
+		 * this thread, and SIGTERM with it.
+		 */
+		if ((fl = fcntl(*slot, F_GETFL)) < 0 ||
+		    fcntl(*slot, F_SETFL, fl | O_NONBLOCK) < 0)
+			log_warn("making an eventfd non-blocking");
 	}
 }
 

@@ -8,6 +8,9 @@
 
 #include "unit.h"
 
+Suite	*guest_suite(void);
+Suite	*listener_suite(void);
+
 int
 main(void)
 {
@@ -22,6 +25,8 @@ main(void)
 	srunner_add_suite(sr, vu_proto_suite());
 	srunner_add_suite(sr, vu_dev_suite());
 	srunner_add_suite(sr, log_suite());
+	srunner_add_suite(sr, guest_suite());
+	srunner_add_suite(sr, listener_suite());
 
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
