@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "entropy.h"
+#include "log.h"
 #include "ratelimit.h"
 
 /* Longest single completion: a huge guest buffer is served in parts. */
@@ -42,6 +43,9 @@ struct guest_slot {
 	unsigned		 index;
 	const struct guest_shared *shared;
 	int			 stop_fd;	/* eventfd: main asks to stop */
+
+	/* Guest-error log budget: used by one guest thread at a time. */
+	struct log_budget	 log_budget;
 
 	/* main thread only: */
 	pthread_t		 thread;

@@ -37,9 +37,19 @@ void	fatalx(const char *, ...)
 /*
  * Errors caused by a guest or front-end go through this one: a hostile guest
  * gets a few lines per window, then one "suppressed" count, so it cannot
- * flood the log.  The budget is per thread, so per guest.
+ * flood the log.  The budget belongs to the guest's socket (so reconnecting
+ * does not refill it); a thread points the log at it with log_set_budget.
  */
+struct log_budget {
+	long		window_start;	/* CLOCK_MONOTONIC seconds */
+	unsigned	in_window;
+	unsigned long	suppressed;
+};
+
 void	log_guest_err(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_set_budget(struct log_budget *);
+/* Reports the suppressed count now (a guest thread does, when it ends). */
+void	log_flush_suppressed(void);
 
 /* Debug lines that cost nothing unless -vv, but are still type-checked. */
 #define DPRINTF(...) do {						\

@@ -20,6 +20,12 @@
 #include "vu_proto.h"
 
 #define MEMTABLE_MAX_SLOTS	32	/* what GET_MAX_MEM_SLOTS reports */
+/*
+ * Guest memory one guest may have mapped in all: 1 TiB.  Mappings cost our
+ * address space (128 TiB in all), which every guest shares; without a cap
+ * one front-end with sparse files could leave none for the others.
+ */
+#define MEMTABLE_MAX_BYTES	(1ull << 40)
 
 struct mem_region {
 	uint64_t	 gpa;		/* guest physical base */

@@ -146,6 +146,14 @@ enum vu_recv_result {
  * size and fd count fit the request is the dispatcher's job.
  */
 enum vu_recv_result vu_msg_recv(int sock, struct vu_msg *msg);
+/*
+ * The same, but the whole message must arrive within timeout_ms of the
+ * call, and stop_fd (if >= 0) becoming readable abandons it.
+ */
+enum vu_recv_result vu_msg_recv_until(int sock, struct vu_msg *msg,
+	    int stop_fd, int timeout_ms);
+/* How long a front-end may take to send the rest of a started message. */
+#define VU_MSG_TIMEOUT_MS	500
 /* Sends a reply: sets the version and reply flags, clears need_reply. */
 int	vu_msg_send_reply(int sock, struct vu_msg *msg);
 /* Closes every fd the message still owns. */

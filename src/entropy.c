@@ -102,8 +102,19 @@ fifo_reopen(struct entropy *src)
 {
 	int fd, ret = 0;
 
+	struct stat st;
+
 	pthread_mutex_lock(&src->lock);
 	fd = open(src->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	/*
+	 * Still a FIFO: had a regular file taken its place, its bytes would
+	 * be served again from the start at every end of file.
+	 */
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))) {
+		close(fd);
+		fd = -1;
+		errno = EINVAL;
+	}
 	if (fd < 0 || dup3(fd, src->fd, O_CLOEXEC) < 0) {
 		/*
 		 * Gone or unreadable now: the old fd would keep reporting
@@ -112,7 +123,7 @@ fifo_reopen(struct entropy *src)
 		if (!src->failing)
 			log_warn("reopening entropy FIFO %s (will retry)",
 			    src->path);
-		src->failing = true;
+		__atomic_store_n(&src->failing, true, __ATOMIC_RELAXED);
 		ret = -1;
 	}
 	if (fd >= 0)
@@ -131,7 +142,7 @@ read_failed(struct entropy *src)
 	errno = saved;
 	if (!src->failing)
 		log_warn("reading entropy source %s (will retry)", src->path);
-	src->failing = true;
+	__atomic_store_n(&src->failing, true, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&src->lock);
 }
 
@@ -141,7 +152,7 @@ read_recovered(struct entropy *src)
 	pthread_mutex_lock(&src->lock);
 	if (src->failing)
 		log_warnx("entropy source %s readable again", src->path);
-	src->failing = false;
+	__atomic_store_n(&src->failing, false, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&src->lock);
 }
 

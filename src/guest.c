@@ -32,6 +32,13 @@
 /* Requests filled by one read of the source (iovecs <= IOV_MAX). */
 #define GATHER_MAX		16
 _Static_assert(GATHER_MAX * VIRTQ_MAX_IOV <= IOV_MAX, "one readv");
+/*
+ * A device source that says EAGAIN but always polls readable (hw_random's
+ * /dev/hwrng has no poll method) is retried after a delay that doubles
+ * from the first to the last of these.
+ */
+#define SOURCE_BACKOFF_MIN_NS	1000000ull
+#define SOURCE_BACKOFF_MAX_NS	100000000ull
 /* After a read error of the source, try again this much later. */
 #define SOURCE_RETRY_NS		1000000000ull
 
@@ -44,6 +51,9 @@ struct guest {
 	bool			 throttled;	/* timer armed: budget spent */
 	bool			 source_wait;	/* polling the source */
 	bool			 more;		/* batch limit hit: go on */
+	uint64_t		 backoff_ns;	/* device source had nothing */
+	/* Popped but not yet completed: given back if SIGBUS cuts in. */
+	unsigned		 inflight;
 	uint64_t		 throttle_start;
 	/* The requests of one read of the source, and its iovec. */
 	struct virtq_req	 reqs[GATHER_MAX];
@@ -93,9 +103,13 @@ static _Thread_local sigjmp_buf *fault_guard;
 static void
 on_sigbus(int sig, siginfo_t *si, void *ctx)
 {
-	(void)si;
 	(void)ctx;
-	if (fault_guard != NULL)
+	/*
+	 * Only a fault of this thread's own access (si_code > 0; a SIGBUS
+	 * sent with kill(2) has si_code <= 0 and may land anywhere, with
+	 * locks held).
+	 */
+	if (fault_guard != NULL && si != NULL && si->si_code > 0)
 		siglongjmp(*fault_guard, 1);
 	/* Not ours: die as we would have without the handler. */
 	signal(sig, SIG_DFL);
@@ -115,6 +129,7 @@ guest_install_fault_handler(void)
 }
 
 static void process_ring_unguarded(struct guest *);
+static void unpop(struct guest *, unsigned);
 
 static void
 process_ring(struct guest *g)
@@ -123,6 +138,9 @@ process_ring(struct guest *g)
 
 	if (sigsetjmp(env, 1) != 0) {
 		fault_guard = NULL;
+		/* Requests popped but not completed go back to the ring. */
+		unpop(g, g->inflight);
+		g->inflight = 0;
 		log_guest_err("guest memory vanished under the ring (the "
 		    "front-end shrank its memory file): ring marked broken");
 		g->dev.vq.broken = true;
@@ -213,7 +231,15 @@ source_failed(struct guest *g, ssize_t n)
 		vu_dev_signal_error(dev);
 		break;
 	case ENTROPY_AGAIN:
-		g->source_wait = true;
+		if (g->shared->source->kind == ENTROPY_FIFO) {
+			g->source_wait = true;	/* poll says when */
+			break;
+		}
+		g->backoff_ns = g->backoff_ns == 0 ? SOURCE_BACKOFF_MIN_NS :
+		    g->backoff_ns * 2;
+		if (g->backoff_ns > SOURCE_BACKOFF_MAX_NS)
+			g->backoff_ns = SOURCE_BACKOFF_MAX_NS;
+		arm_timer(g, monotonic_ns() + g->backoff_ns);
 		break;
 	case ENTROPY_ERROR:
 		arm_timer(g, monotonic_ns() + SOURCE_RETRY_NS);
@@ -275,6 +301,7 @@ process_ring_unguarded(struct guest *g)
 				total = (size_t)grant;
 			}
 		}
+		g->inflight = k;
 		for (i = 0, niov = 0; i < k; i++) {
 			memcpy(&g->iov[niov], g->reqs[i].iov,
 			    g->reqs[i].niov * sizeof(g->iov[0]));
@@ -283,6 +310,7 @@ process_ring_unguarded(struct guest *g)
 		/* Straight into guest memory: no bounce buffer. */
 		n = entropy_read(g->shared->source, g->iov, niov);
 		if (n <= 0) {
+			g->inflight = 0;
 			unpop(g, k);
 			if (rl != NULL)
 				ratelimit_give_back(rl, g->slot->index, grant,
@@ -304,10 +332,13 @@ process_ring_unguarded(struct guest *g)
 			    g->reqs[i].len;
 
 			virtq_push(&dev->vq, g->reqs[i].head, (uint32_t)got);
+			g->inflight--;
 			left -= got;
 			pushed++;
 		}
+		g->inflight = 0;
 		unpop(g, k - i);
+		g->backoff_ns = 0;
 		served += (size_t)n;
 		STAT_ADD(g, bytes, (uint64_t)n);
 		STAT_ADD(g, requests, i);
@@ -329,6 +360,28 @@ drain_eventfd(int fd)
 
 	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
 		;
+}
+
+/*
+ * Reads the kick eventfd empty.  One read does it for a normal eventfd;
+ * one in semaphore mode loaded by a hostile front-end would stay readable
+ * and spin us, so after a few reads the ring is given up instead.
+ */
+static void
+drain_kick(struct guest *g)
+{
+	uint64_t v;
+	int i;
+
+	for (i = 0; i < 16; i++)
+		if (read(g->dev.kick_fd, &v, sizeof(v)) < 0 && errno != EINTR)
+			return;		/* EAGAIN: empty */
+	log_guest_err("kick eventfd does not drain (semaphore mode?): ring "
+	    "marked broken, kicks ignored");
+	close(g->dev.kick_fd);
+	g->dev.kick_fd = -1;
+	g->dev.vq.broken = true;
+	STAT_ADD(g, errors, 1);
 }
 
 enum { PFD_SOCK, PFD_STOP, PFD_KICK, PFD_TIMER, PFD_SOURCE, PFD_COUNT };
@@ -359,7 +412,8 @@ guest_loop(struct guest *g)
 		if (g->more)
 			timeout = 0;
 		else if (g->dev.kick_polling && g->dev.started &&
-		    !g->throttled && !g->source_wait)
+		    g->dev.enabled && !g->dev.vq.broken && !g->throttled &&
+		    !g->source_wait)
 			timeout = KICK_POLL_MS;
 
 		if (poll(pfd, PFD_COUNT, timeout) < 0) {
@@ -372,16 +426,17 @@ guest_loop(struct guest *g)
 			return;
 		/* Before the message: it may replace the kick fd. */
 		if (pfd[PFD_KICK].revents)
-			drain_eventfd(pfd[PFD_KICK].fd);
+			drain_kick(g);
 		if (pfd[PFD_SOCK].revents) {
-			switch (vu_msg_recv(g->dev.sock, &msg)) {
+			switch (vu_msg_recv_until(g->dev.sock, &msg,
+			    g->slot->stop_fd, VU_MSG_TIMEOUT_MS)) {
 			case VU_RECV_EOF:
 				log_info("front-end disconnected");
 				return;
 			case VU_RECV_ERROR:
 				STAT_ADD(g, errors, 1);
-				log_warnx("dropping the connection: malformed "
-				    "message");
+				log_guest_err("dropping the connection: "
+				    "malformed message");
 				return;
 			case VU_RECV_OK:
 				break;
@@ -390,8 +445,8 @@ guest_loop(struct guest *g)
 			res = vu_dev_handle(&g->dev, &msg);
 			STAT_ADD(g, errors, g->dev.bad_messages - bad);
 			if (res < 0) {
-				log_warnx("dropping the connection after a "
-				    "failed %s", vu_request_name(
+				log_guest_err("dropping the connection after "
+				    "a failed %s", vu_request_name(
 				    msg.hdr.request));
 				return;
 			}
@@ -422,6 +477,7 @@ guest_main(void *arg)
 	uint64_t one = 1;
 
 	log_set_guest((int)slot->index);
+	log_set_budget(&slot->log_budget);
 	if ((g = calloc(1, sizeof(*g))) == NULL) {
 		log_warn("guest state");
 		close(slot->conn_fd);
@@ -442,6 +498,9 @@ guest_main(void *arg)
 	vu_dev_cleanup(&g->dev);
 	free(g);
 out:
+	/* The suppressed count stays with the socket's budget (main reports
+	 * it at exit): a line per connection would be a flood again. */
+	log_set_budget(NULL);
 	__atomic_store_n(&slot->finished, true, __ATOMIC_RELEASE);
 	if (write(slot->shared->wake_main_fd, &one, sizeof(one)) < 0)
 		log_warn("waking the main thread");

@@ -55,6 +55,12 @@ create_one(struct listener *l, const char *path, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
+	/* accept4 must not block the main thread if another took the peer. */
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	l->fd = fd;
 	l->listening = true;
 	l->created = true;
@@ -86,6 +92,16 @@ listeners_create(struct listener *ls, unsigned n, const char *base,
 	return 0;
 }
 
+/* A shared listening socket (--fd, systemd) may be emptied by another. */
+static void
+set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		log_warn("fd %d: O_NONBLOCK", fd);
+}
+
 static int
 socket_kind(int fd, bool *listening)
 {
@@ -114,6 +130,8 @@ listener_from_fd(struct listener *l, int fd, char *err, size_t errlen)
 		return -1;
 	}
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	if (l->listening)
+		set_nonblock(fd);
 	l->fd = fd;
 	snprintf(l->path, sizeof(l->path), "fd %d", fd);
 	return 0;
@@ -165,6 +183,7 @@ listeners_from_systemd(struct listener *ls, unsigned max, char *err,
 			return -1;
 		}
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		set_nonblock(fd);
 		l->fd = fd;
 		snprintf(l->path, sizeof(l->path), "systemd fd %d", fd);
 	}

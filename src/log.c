@@ -14,12 +14,11 @@ static int verbosity;
 
 static _Thread_local int guest_index = -1;
 
-/* Guest-error budget of this thread (so of one guest). */
+/* Guest-error budget: the guest's (log_set_budget) or this thread's. */
 #define GUEST_ERR_BURST		10
 #define GUEST_ERR_WINDOW_S	10
-static _Thread_local time_t err_window_start;
-static _Thread_local unsigned err_in_window;
-static _Thread_local unsigned long err_suppressed;
+static _Thread_local struct log_budget own_budget;
+static _Thread_local struct log_budget *budget;
 
 void
 log_init(int v)
@@ -106,25 +105,40 @@ log_debug(const char *fmt, ...)
 }
 
 void
+log_set_budget(struct log_budget *b)
+{
+	budget = b;
+}
+
+void
+log_flush_suppressed(void)
+{
+	struct log_budget *b = budget != NULL ? budget : &own_budget;
+
+	if (b->suppressed > 0)
+		log_warnx("%lu similar guest error lines suppressed",
+		    b->suppressed);
+	b->suppressed = 0;
+}
+
+void
 log_guest_err(const char *fmt, ...)
 {
+	struct log_budget *b = budget != NULL ? budget : &own_budget;
 	struct timespec ts;
 	va_list ap;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (ts.tv_sec - err_window_start >= GUEST_ERR_WINDOW_S) {
-		if (err_suppressed > 0)
-			log_warnx("%lu similar guest error lines suppressed",
-			    err_suppressed);
-		err_window_start = ts.tv_sec;
-		err_in_window = 0;
-		err_suppressed = 0;
+	if (ts.tv_sec - b->window_start >= GUEST_ERR_WINDOW_S) {
+		log_flush_suppressed();
+		b->window_start = ts.tv_sec;
+		b->in_window = 0;
 	}
-	if (err_in_window >= GUEST_ERR_BURST) {
-		err_suppressed++;
+	if (b->in_window >= GUEST_ERR_BURST) {
+		b->suppressed++;
 		return;
 	}
-	err_in_window++;
+	b->in_window++;
 	va_start(ap, fmt);
 	vlog("", fmt, ap, 0);
 	va_end(ap);

@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -31,6 +32,8 @@
  * before its connection is dropped (a whole message is one sendmsg).
  */
 #define MSG_STALL_MS	500
+/* How long SIGTERM waits for the guest threads. */
+#define STOP_WAIT_MS	700
 
 struct daemon {
 	struct config		 cfg;
@@ -93,6 +96,9 @@ start_guest(struct daemon *d, unsigned i, int conn)
 	set_timeouts(conn);
 	slot->conn_fd = conn;
 	if (guest_start(slot) < 0) {
+		/* With --fd's one connection there is nothing left to serve. */
+		if (d->one_shot)
+			fatal("cannot start a thread for guest %u", i);
 		log_warn("cannot start a thread for guest %u", i);
 		close(conn);
 	}
@@ -135,21 +141,40 @@ reap_guests(struct daemon *d)
 	}
 }
 
-static void
+/*
+ * Asks every guest thread to stop and waits for them, but not for ever:
+ * SIGTERM must end the daemon within a second even if a thread is stuck
+ * in something a front-end made blocking.  Returns false if one is.
+ */
+static bool
 stop_guests(struct daemon *d)
 {
+	struct timespec deadline;
 	uint64_t one = 1;
+	bool all = true;
 	unsigned i;
 
 	for (i = 0; i < d->nslots; i++)
 		if (d->slots[i].busy &&
 		    write(d->slots[i].stop_fd, &one, sizeof(one)) < 0)
 			log_warn("stopping guest %u", i);
-	for (i = 0; i < d->nslots; i++)
-		if (d->slots[i].busy) {
-			pthread_join(d->slots[i].thread, NULL);
-			d->slots[i].busy = false;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_nsec += STOP_WAIT_MS * 1000000L;
+	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+	deadline.tv_nsec %= 1000000000L;
+	for (i = 0; i < d->nslots; i++) {
+		if (!d->slots[i].busy)
+			continue;
+		if (pthread_timedjoin_np(d->slots[i].thread, NULL,
+		    &deadline) != 0) {
+			log_warnx("guest %u: thread does not stop; exiting "
+			    "without it", i);
+			all = false;
+			continue;
 		}
+		d->slots[i].busy = false;
+	}
+	return all;
 }
 
 /* Returns true when the daemon should exit. */
@@ -362,12 +387,22 @@ main(int argc, char *argv[])
 	main_loop(&d);
 
 	notify_systemd("STOPPING=1");
-	stop_guests(&d);
+	if (!stop_guests(&d)) {
+		/* A thread still uses the shared state: do not free it. */
+		if (!d.one_shot)
+			listeners_close(d.listeners, d.nslots);
+		print_stats(&d);
+		_exit(0);
+	}
 	if (!d.one_shot)
 		listeners_close(d.listeners, d.nslots);
 	print_stats(&d);
-	for (i = 0; i < d.nslots; i++)
+	for (i = 0; i < d.nslots; i++) {
+		if (d.slots[i].log_budget.suppressed > 0)
+			log_warnx("guest %u: %lu guest error lines suppressed", i,
+			    d.slots[i].log_budget.suppressed);
 		close(d.slots[i].stop_fd);
+	}
 	free(d.slots);
 	free(d.listeners);
 	if (d.shared.rl != NULL)

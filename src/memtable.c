@@ -90,8 +90,11 @@ int
 memtable_validate(const struct vu_mem_region *regs, unsigned n,
     const struct mem_region *existing, unsigned nexisting)
 {
+	uint64_t total = 0;
 	unsigned i, j;
 
+	for (j = 0; j < nexisting; j++)
+		total += existing[j].size;	/* each <= the cap: no wrap */
 	if (n + nexisting > MEMTABLE_MAX_SLOTS) {
 		log_guest_err("memory table: %u regions, at most %u", n +
 		    nexisting, MEMTABLE_MAX_SLOTS);
@@ -100,6 +103,12 @@ memtable_validate(const struct vu_mem_region *regs, unsigned n,
 	for (i = 0; i < n; i++) {
 		if (check_one(&regs[i], i) < 0)
 			return -1;
+		if (regs[i].memory_size > MEMTABLE_MAX_BYTES - total) {
+			log_guest_err("memory regions add up to more than %llu "
+			    "GiB", MEMTABLE_MAX_BYTES >> 30);
+			return -1;
+		}
+		total += regs[i].memory_size;
 		for (j = 0; j < i; j++) {
 			if (ranges_overlap(regs[i].guest_phys_addr,
 			    regs[i].memory_size, regs[j].guest_phys_addr,
@@ -138,10 +147,11 @@ region_map(struct mem_region *out, const struct vu_mem_region *r, int fd)
 {
 	struct stat st;
 	size_t len = (size_t)(r->mmap_offset + r->memory_size);
+	uint64_t align, map_off;
 	void *p;
 
 	if (fstat(fd, &st) < 0) {
-		log_warn("memory region fd");
+		log_guest_err("memory region fd: %s", strerror(errno));
 		return -1;
 	}
 	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < (uint64_t)len) {
@@ -152,16 +162,24 @@ region_map(struct mem_region *out, const struct vu_mem_region *r, int fd)
 		return -1;
 	}
 	/*
-	 * Map from offset 0 (an fd of hugetlbfs wants huge-page-aligned
-	 * offsets, mmap_offset need not be); NORESERVE because the guest's
-	 * memory is accounted to the front-end already.
+	 * Map only the region, from its offset rounded down to the file's
+	 * block size (a hugetlbfs file wants huge-page-aligned offsets and
+	 * says so in st_blksize): a huge mmap_offset must not cost address
+	 * space.  NORESERVE because the guest's memory is accounted to the
+	 * front-end already.
 	 */
+	align = (uint64_t)sysconf(_SC_PAGESIZE);
+	if (st.st_blksize > 0 && (uint64_t)st.st_blksize > align &&
+	    (st.st_blksize & (st.st_blksize - 1)) == 0)
+		align = (uint64_t)st.st_blksize;
+	map_off = r->mmap_offset & ~(align - 1);
+	len = (size_t)(r->mmap_offset - map_off + r->memory_size);
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-	    fd, 0);
+	    fd, (off_t)map_off);
 	if (p == MAP_FAILED) {
-		log_warn("mmap of memory region 0x%llx+0x%llx",
+		log_guest_err("mmap of memory region 0x%llx+0x%llx: %s",
 		    (unsigned long long)r->guest_phys_addr,
-		    (unsigned long long)r->memory_size);
+		    (unsigned long long)r->memory_size, strerror(errno));
 		return -1;
 	}
 	out->gpa = r->guest_phys_addr;
@@ -169,7 +187,7 @@ region_map(struct mem_region *out, const struct vu_mem_region *r, int fd)
 	out->uva = r->userspace_addr;
 	out->map_base = p;
 	out->map_len = len;
-	out->host = (char *)p + r->mmap_offset;
+	out->host = (char *)p + (r->mmap_offset - map_off);
 	return 0;
 }
 

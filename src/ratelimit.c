@@ -89,13 +89,18 @@ period_start(const struct ratelimit *rl, uint64_t p)
 	return rl->epoch_ns + p * rl->period_ns;
 }
 
-/* Called with the lock held: move to the period that now_ns is in. */
+/*
+ * Called with the lock held: move to the period that now_ns is in.  Only
+ * forward: a thread that read the clock just before a boundary may get the
+ * lock after another moved on; its stale time counts as the current
+ * period, it must not wipe what the others took in it.
+ */
 static void
 roll(struct ratelimit *rl, uint64_t now_ns)
 {
 	uint64_t p = period_of(rl, now_ns);
 
-	if (p != rl->period) {
+	if (p > rl->period) {
 		rl->period = p;
 		memset(rl->used, 0, rl->nguests * sizeof(*rl->used));
 	}

@@ -118,6 +118,16 @@ virtq_map(struct virtq *vq, const struct memtable *mt)
 	vq->desc = memtable_uva(mt, vq->desc_uva, desc_len);
 	vq->avail = memtable_uva(mt, vq->avail_uva, avail_len);
 	vq->used = memtable_uva(mt, vq->used_uva, used_len);
+	/*
+	 * The alignment was checked on the front-end's addresses; an odd
+	 * mmap_offset could still leave our views misaligned.
+	 */
+	if (((uintptr_t)vq->desc & 15) != 0 || ((uintptr_t)vq->avail & 1) != 0 ||
+	    ((uintptr_t)vq->used & 3) != 0) {
+		log_guest_err("rings are misaligned in our mapping (odd "
+		    "mmap_offset)");
+		return -1;
+	}
 	if (vq->desc == NULL || vq->avail == NULL || vq->used == NULL) {
 		log_guest_err("ring addresses (desc 0x%llx, avail 0x%llx, "
 		    "used 0x%llx, size %u) are not inside guest memory",

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -104,7 +105,7 @@ eventfd_signal(int fd)
 	uint64_t one = 1;
 
 	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_warn("signalling eventfd");
+		log_guest_err("signalling an eventfd: %s", strerror(errno));
 }
 
 void
@@ -317,12 +318,36 @@ get_vring_base(struct vu_dev *dev, struct vu_msg *msg)
 	return H_REPLIED;
 }
 
-/* Takes the fd of SET_VRING_KICK/CALL/ERR into *slot, or -1 for no-fd. */
-static void
+/* The kick, call and err fds must be eventfds (vhost-user.rst). */
+static bool
+is_eventfd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
+/*
+ * Takes the fd of SET_VRING_KICK/CALL/ERR into *slot, or -1 for no-fd.
+ * Anything but an eventfd is refused: a file or a pipe would poll
+ * readable forever and spin this thread.
+ */
+static int
 take_vring_fd(struct vu_msg *msg, int *slot)
 {
 	int fl;
 
+	if (msg->nfds == 1 && !is_eventfd(msg->fds[0])) {
+		log_guest_err("%s: the fd is not an eventfd",
+		    vu_request_name(msg->hdr.request));
+		return -1;
+	}
 	close_fd(slot);
 	if (msg->nfds == 1) {
 		*slot = msg->fds[0];
@@ -337,12 +362,14 @@ take_vring_fd(struct vu_msg *msg, int *slot)
 		    fcntl(*slot, F_SETFL, fl | O_NONBLOCK) < 0)
 			log_warn("making an eventfd non-blocking");
 	}
+	return 0;
 }
 
 static int
 set_vring_kick(struct vu_dev *dev, struct vu_msg *msg)
 {
-	take_vring_fd(msg, &dev->kick_fd);
+	if (take_vring_fd(msg, &dev->kick_fd) < 0)
+		return H_FAIL;
 	dev->kick_polling = dev->kick_fd < 0;
 	/*
 	 * The ring starts with its first kick; we treat the kick fd as that
@@ -361,15 +388,13 @@ set_vring_kick(struct vu_dev *dev, struct vu_msg *msg)
 static int
 set_vring_call(struct vu_dev *dev, struct vu_msg *msg)
 {
-	take_vring_fd(msg, &dev->call_fd);
-	return H_OK;
+	return take_vring_fd(msg, &dev->call_fd) < 0 ? H_FAIL : H_OK;
 }
 
 static int
 set_vring_err(struct vu_dev *dev, struct vu_msg *msg)
 {
-	take_vring_fd(msg, &dev->err_fd);
-	return H_OK;
+	return take_vring_fd(msg, &dev->err_fd) < 0 ? H_FAIL : H_OK;
 }
 
 static int

@@ -10,10 +10,12 @@
  * never the daemon.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -83,21 +85,73 @@ vu_msg_close_fds(struct vu_msg *msg)
 	msg->nfds = 0;
 }
 
+/* Where one message must be complete by, and what may cut it short. */
+struct deadline {
+	int64_t	 end_ms;	/* CLOCK_MONOTONIC */
+	int	 stop_fd;	/* readable: give up at once; -1: none */
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Waits until sock has data, within the message's deadline.  A front-end
+ * that feeds a message a byte at a time gets the whole message's time,
+ * not a timeout per byte, and a stop request is seen at once.
+ */
+static int
+wait_readable(int sock, const struct deadline *dl)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = sock, .events = POLLIN },
+		{ .fd = dl->stop_fd, .events = POLLIN },
+	};
+	int64_t left;
+	int n;
+
+	for (;;) {
+		left = dl->end_ms - now_ms();
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		n = poll(pfd, 2, (int)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (pfd[1].revents) {
+			errno = ECANCELED;
+			return -1;
+		}
+		if (pfd[0].revents)
+			return 0;
+	}
+}
+
 /* Reads exactly len bytes (no control data); 0, or -1 with errno. */
 static int
-read_full(int sock, void *buf, size_t len)
+read_full(int sock, void *buf, size_t len, const struct deadline *dl)
 {
 	char *p = buf;
 	ssize_t n;
 
 	while (len > 0) {
-		n = recv(sock, p, len, 0);
+		if (wait_readable(sock, dl) < 0)
+			return -1;
+		n = recv(sock, p, len, MSG_DONTWAIT);
 		if (n == 0) {
 			errno = ECONNRESET;
 			return -1;
 		}
 		if (n < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			return -1;
 		}
@@ -112,7 +166,7 @@ read_full(int sock, void *buf, size_t len)
  * sendmsg).  Collects the fds; refuses truncated control data.
  */
 static enum vu_recv_result
-recv_header(int sock, struct vu_msg *msg)
+recv_header(int sock, struct vu_msg *msg, const struct deadline *dl)
 {
 	union {
 		char buf[CMSG_SPACE(VU_MAX_FDS * sizeof(int))];
@@ -169,7 +223,7 @@ recv_header(int sock, struct vu_msg *msg)
 	}
 	if ((size_t)n < sizeof(msg->hdr) &&
 	    read_full(sock, (char *)&msg->hdr + n,
-	    sizeof(msg->hdr) - (size_t)n) < 0) {
+	    sizeof(msg->hdr) - (size_t)n, dl) < 0) {
 		log_guest_err("truncated message header (%zd of %zu bytes)",
 		    n, sizeof(msg->hdr));
 		vu_msg_close_fds(msg);
@@ -181,6 +235,13 @@ recv_header(int sock, struct vu_msg *msg)
 enum vu_recv_result
 vu_msg_recv(int sock, struct vu_msg *msg)
 {
+	return vu_msg_recv_until(sock, msg, -1, VU_MSG_TIMEOUT_MS);
+}
+
+enum vu_recv_result
+vu_msg_recv_until(int sock, struct vu_msg *msg, int stop_fd, int timeout_ms)
+{
+	struct deadline dl = { now_ms() + timeout_ms, stop_fd };
 	enum vu_recv_result res;
 	char discard[256];
 	size_t left;
@@ -189,7 +250,7 @@ vu_msg_recv(int sock, struct vu_msg *msg)
 	memset(&msg->payload, 0, sizeof(msg->payload));
 	msg->nfds = 0;
 
-	if ((res = recv_header(sock, msg)) != VU_RECV_OK)
+	if ((res = recv_header(sock, msg, &dl)) != VU_RECV_OK)
 		return res;
 
 	if ((msg->hdr.flags & VU_VERSION_MASK) != VU_VERSION) {
@@ -204,7 +265,7 @@ vu_msg_recv(int sock, struct vu_msg *msg)
 		goto fail;
 	}
 	if (msg->hdr.size <= VU_PAYLOAD_MAX) {
-		if (read_full(sock, &msg->payload, msg->hdr.size) < 0) {
+		if (read_full(sock, &msg->payload, msg->hdr.size, &dl) < 0) {
 			log_guest_err("%s: truncated payload (%u bytes "
 			    "announced)", vu_request_name(msg->hdr.request),
 			    msg->hdr.size);
@@ -219,7 +280,7 @@ vu_msg_recv(int sock, struct vu_msg *msg)
 	for (left = msg->hdr.size; left > 0;) {
 		size_t chunk = left < sizeof(discard) ? left : sizeof(discard);
 
-		if (read_full(sock, discard, chunk) < 0) {
+		if (read_full(sock, discard, chunk, &dl) < 0) {
 			log_guest_err("%s: truncated payload",
 			    vu_request_name(msg->hdr.request));
 			goto fail;
