@@ -48,10 +48,10 @@ struct guest {
 	struct vu_dev		 dev;
 	int			 timer_fd;
 
-	bool			 throttled;	/* timer armed: budget spent */
+	bool			 throttled;	/* timer armed */
 	bool			 source_wait;	/* polling the source */
-	bool			 more;		/* batch limit hit: go on */
-	uint64_t		 backoff_ns;	/* device source had nothing */
+	bool			 more;		/* batch limit hit */
+	uint64_t		 backoff_ns;	/* device source was empty */
 	/* Popped but not yet completed: given back if SIGBUS cuts in. */
 	unsigned		 inflight;
 	uint64_t		 throttle_start;

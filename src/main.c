@@ -399,8 +399,8 @@ main(int argc, char *argv[])
 	print_stats(&d);
 	for (i = 0; i < d.nslots; i++) {
 		if (d.slots[i].log_budget.suppressed > 0)
-			log_warnx("guest %u: %lu guest error lines suppressed", i,
-			    d.slots[i].log_budget.suppressed);
+			log_warnx("guest %u: %lu guest error lines "
+			    "suppressed", i, d.slots[i].log_budget.suppressed);
 		close(d.slots[i].stop_fd);
 	}
 	free(d.slots);

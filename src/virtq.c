@@ -122,7 +122,8 @@ virtq_map(struct virtq *vq, const struct memtable *mt)
 	 * The alignment was checked on the front-end's addresses; an odd
 	 * mmap_offset could still leave our views misaligned.
 	 */
-	if (((uintptr_t)vq->desc & 15) != 0 || ((uintptr_t)vq->avail & 1) != 0 ||
+	if (((uintptr_t)vq->desc & 15) != 0 ||
+	    ((uintptr_t)vq->avail & 1) != 0 ||
 	    ((uintptr_t)vq->used & 3) != 0) {
 		log_guest_err("rings are misaligned in our mapping (odd "
 		    "mmap_offset)");
