@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "guest.h"
+#include "ioguard.h"
 #include "log.h"
 #include "vu_dev.h"
 #include "vu_proto.h"
@@ -373,11 +374,23 @@ drain_kick(struct guest *g)
 	uint64_t v;
 	int i;
 
-	for (i = 0; i < 16; i++)
-		if (read(g->dev.kick_fd, &v, sizeof(v)) < 0 && errno != EINTR)
-			return;		/* EAGAIN: empty */
-	log_guest_err("kick eventfd does not drain (semaphore mode?): ring "
-	    "marked broken, kicks ignored");
+	struct pollfd pfd = { .fd = g->dev.kick_fd, .events = POLLIN };
+
+	/*
+	 * Read, then look before reading again: the front-end may have made
+	 * the eventfd blocking (the guard bounds that read anyway).
+	 */
+	for (i = 0; i < 16; i++) {
+		if (ioguard_read(g->dev.kick_fd, &v, sizeof(v)) < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;		/* empty */
+			break;
+		}
+		if (poll(&pfd, 1, 0) == 0)
+			return;			/* empty */
+	}
+	log_guest_err("kick eventfd does not drain (%s): ring marked broken, "
+	    "kicks ignored", i == 16 ? "semaphore mode?" : strerror(errno));
 	close(g->dev.kick_fd);
 	g->dev.kick_fd = -1;
 	g->dev.vq.broken = true;
@@ -486,6 +499,8 @@ guest_main(void *arg)
 	g->slot = slot;
 	g->shared = slot->shared;
 	vu_dev_init(&g->dev, slot->conn_fd);
+	if (ioguard_thread_init() < 0)
+		log_warn("eventfd guard timer");
 	g->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC |
 	    TFD_NONBLOCK);
 	if (g->timer_fd < 0)
@@ -496,6 +511,7 @@ guest_main(void *arg)
 		close(g->timer_fd);
 	}
 	vu_dev_cleanup(&g->dev);
+	ioguard_thread_fini();
 	free(g);
 out:
 	/* The suppressed count stays with the socket's budget (main reports

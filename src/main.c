@@ -23,6 +23,7 @@
 #include "config.h"
 #include "entropy.h"
 #include "guest.h"
+#include "ioguard.h"
 #include "listener.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -349,6 +350,8 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	if (guest_install_fault_handler() < 0)
 		fatal("SIGBUS handler");
+	if (ioguard_install() < 0)
+		fatal("eventfd guard handler");
 	if ((d.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0)
 		fatal("signalfd");
 	if ((d.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ioguard.h"
 #include "log.h"
 #include "vu_dev.h"
 
@@ -104,8 +105,11 @@ eventfd_signal(int fd)
 {
 	uint64_t one = 1;
 
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_guest_err("signalling an eventfd: %s", strerror(errno));
+	if (fd >= 0 && ioguard_write(fd, &one, sizeof(one)) < 0 &&
+	    errno != EAGAIN)
+		log_guest_err("signalling an eventfd: %s", errno == EINTR ?
+		    "blocked (the front-end made it blocking?)" :
+		    strerror(errno));
 }
 
 void

@@ -528,6 +528,60 @@ vd_cpu_ms(const struct vd *vd)
 	return (int64_t)((ut + st) * 1000 / (unsigned long long)hz);
 }
 
+/* The number after "\n<field>" in a /proc status file, or -1. */
+static int64_t
+status_field(const char *path, const char *field)
+{
+	char *buf, *p;
+	long long v;
+	int64_t ret = -1;
+
+	if ((buf = slurp(path, NULL)) == NULL)
+		return -1;
+	/* At a line start: "nonvoluntary_..." must not match "voluntary_". */
+	for (p = buf; (p = strstr(p, field)) != NULL; p++)
+		if (p == buf || p[-1] == '\n') {
+			if (sscanf(p + strlen(field), " %lld", &v) == 1)
+				ret = v;
+			break;
+		}
+	free(buf);
+	return ret;
+}
+
+int64_t
+vd_ctxt_switches(const struct vd *vd)
+{
+	struct dirent *de;
+	char path[300];
+	int64_t sum = 0, v;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", (long)vd->pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/task/%s/status",
+		    (long)vd->pid, de->d_name);
+		/* A thread that ended meanwhile counts for nothing. */
+		if ((v = status_field(path, "voluntary_ctxt_switches:")) > 0)
+			sum += v;
+	}
+	closedir(d);
+	return sum;
+}
+
+int64_t
+vd_vm_kib(const struct vd *vd)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)vd->pid);
+	return status_field(path, "VmSize:");
+}
+
 /* ---- messages ------------------------------------------------------ */
 
 void

@@ -208,6 +208,13 @@ int	vd_count_fds(const struct vd *);
 int	vd_count_memfd_maps(const struct vd *);
 /* CPU time (user + system) the daemon used so far, in ms, or -1. */
 int64_t	vd_cpu_ms(const struct vd *);
+/*
+ * Voluntary context switches of all the daemon's threads so far (each
+ * wake-up from poll(2) is one), or -1.
+ */
+int64_t	vd_ctxt_switches(const struct vd *);
+/* The daemon's address space (VmSize), in KiB, or -1. */
+int64_t	vd_vm_kib(const struct vd *);
 
 /* One front-end: socket, guest memory, one split virtqueue, eventfds. */
 #define FE_MAX_REGIONS	4

@@ -4,9 +4,13 @@
  * byte for byte, in order, once for all guests together, and then runs
  * dry (requests wait, one log line).  A FIFO delivers what its writers
  * write, and waiting on it never holds up the control channel nor spins.
+ * Nor does a device that polls readable but has nothing (/dev/hwrng).
  */
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -396,6 +400,99 @@ START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
 }
 END_TEST
 
+/*
+ * Whether path is a device that polls readable but says EAGAIN under
+ * O_NONBLOCK when it has nothing, as hw_random's /dev/hwrng does (it has
+ * no poll method).  If not, why in why.
+ */
+static bool
+polls_readable_says_eagain(const char *path, char *why, size_t len)
+{
+	struct pollfd p;
+	uint8_t buf[64];
+	bool seen = false;
+	int fd, i;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	p.fd = fd;
+	p.events = POLLIN;
+	for (i = 0; i < 1000 && !seen; i++)
+		seen = poll(&p, 1, 0) == 1 && (p.revents & POLLIN) &&
+		    read(fd, buf, sizeof(buf)) < 0 && errno == EAGAIN;
+	close(fd);
+	if (!seen)
+		snprintf(why, len, "%s never said EAGAIN while polling "
+		    "readable", path);
+	return seen;
+}
+
+/*
+ * A device source that polls readable but says EAGAIN (/dev/hwrng): the
+ * daemon retries it with a backoff instead of spinning on poll and read,
+ * serves what the device delivers and answers the control channel.  Needs
+ * such a /dev/hwrng (a virtio-rng guest has one, as root); elsewhere the
+ * test says why it did nothing.
+ */
+START_TEST(chardev_source_saying_eagain_does_not_spin)
+{
+	enum { N = 8, LEN = 4096 };
+	struct fe_used_elem u;
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe fe;
+	char why[300];
+	uint64_t area;
+	int64_t c0, t0, cpu, wall;
+	unsigned done = 0, i;
+
+	if (!polls_readable_says_eagain("/dev/hwrng", why, sizeof(why))) {
+		printf("chardev_source_saying_eagain_does_not_spin: not run: "
+		    "%s\n", why);
+		return;
+	}
+	IT_START(&vd, 1, "-f", "/dev/hwrng", NULL);
+	fe_cfg_init(&cfg);
+	cfg.qsize = 16;
+	IT_OPEN(&fe, &vd, 0, &cfg);
+	area = fe_alloc(&fe, (uint64_t)N * LEN, 16);
+	for (i = 0; i < N; i++)
+		ck_assert(fe_post1(&fe, area + (uint64_t)LEN * i, LEN) >= 0);
+	fe_kick(&fe);
+	c0 = vd_cpu_ms(&vd);
+	ck_assert_int_ge(c0, 0);
+	t0 = fe_now_ms();
+	while (fe_now_ms() - t0 < 1000) {
+		while (fe_get_used(&fe, &u)) {
+			ck_assert_uint_ge(u.len, 1);
+			ck_assert_uint_le(u.len, LEN);
+			ck_assert(fe_post1(&fe, area + (uint64_t)LEN *
+			    (done++ % N), LEN) >= 0);
+			fe_kick(&fe);
+		}
+		fe_sleep_ms(5);
+	}
+	cpu = vd_cpu_ms(&vd) - c0;
+	wall = fe_now_ms() - t0;
+	ck_assert_msg(cpu < 200, "the daemon used %lld ms of CPU in %lld ms "
+	    "reading a device that says EAGAIN%s", (long long)cpu,
+	    (long long)wall, vd_log_text(&vd));
+	t0 = fe_now_ms();
+	IT_OK(fe_sync(&fe));
+	ck_assert_int_lt(fe_now_ms() - t0, 500);
+	/* What the device has comes through (slowly). */
+	if (done == 0)
+		ck_assert_msg(fe_wait_used(&fe, 1, 5000) >= 1, "nothing from "
+		    "/dev/hwrng in 6 s%s", vd_log_text(&vd));
+	fe_close(&fe);
+	IT_STOP(&vd);
+	vd_cleanup(&vd);
+}
+END_TEST
+
 Suite *
 it_source_suite(void)
 {
@@ -412,6 +509,11 @@ it_source_suite(void)
 	tc = tcase_create("fifo");
 	tcase_set_timeout(tc, IT_TIMEOUT);
 	tcase_add_test(tc, fifo_source_delivers_writes_and_never_blocks_control);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("device");
+	tcase_set_timeout(tc, IT_TIMEOUT);
+	tcase_add_test(tc, chardev_source_saying_eagain_does_not_spin);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -347,6 +347,44 @@ START_TEST(give_back_after_rollover)
 }
 END_TEST
 
+/*
+ * Periods only move forward.  A guest thread reads the clock just before a
+ * boundary and gets the lock after another thread moved on to the next
+ * period: its stale time must count as the current period, not roll back
+ * to the old one and wipe what was taken in the new one (else a guest
+ * gets twice its share in one period, once before and once after the
+ * stale call).
+ */
+START_TEST(stale_clock_does_not_roll_back)
+{
+	uint64_t wake = 0;
+
+	rl_init(2000, 1000, 2, EPOCH);		/* 1000 a guest */
+	/* Guest 1 takes its whole share of period 1 early in it. */
+	ck_assert_uint_eq(ratelimit_take(&rl, 1, 5000, at(1) + 10, &wake),
+	    1000);
+	/* Guest 0's thread read the clock in period 0, got the lock now. */
+	ck_assert_uint_eq(ratelimit_take(&rl, 0, 1, at(1) - 1, &wake), 1);
+	/* Still period 1: guest 1 has nothing left, guest 0 the rest. */
+	ck_assert_uint_eq(ratelimit_take(&rl, 1, 5000, at(1) + 20, &wake), 0);
+	ck_assert_uint_eq(wake, at(2));
+	ck_assert_uint_eq(ratelimit_take(&rl, 0, 5000, at(1) + 30, &wake),
+	    999);
+	/* A stale give-back resets nothing either (at most its 5 bytes). */
+	ratelimit_give_back(&rl, 0, 5, at(1) - 2);
+	ck_assert_uint_le(ratelimit_take(&rl, 0, 5000, at(1) + 40, &wake), 5);
+	ck_assert_uint_eq(ratelimit_take(&rl, 1, 5000, at(1) + 41, &wake), 0);
+	/* Period 2 starts afresh for both. */
+	ck_assert_uint_eq(ratelimit_take(&rl, 1, 5000, at(2), &wake), 1000);
+	ck_assert_uint_eq(ratelimit_take(&rl, 0, 5000, at(2) + 1, &wake),
+	    1000);
+	/* Far behind (period 0 again, after period 2): still period 2. */
+	ck_assert_uint_eq(ratelimit_take(&rl, 0, 1, EPOCH, &wake), 0);
+	ck_assert_uint_eq(wake, at(3));
+	ck_assert_uint_eq(ratelimit_take(&rl, 1, 1, EPOCH + 1, &wake), 0);
+}
+END_TEST
+
 START_TEST(huge_budget)
 {
 	uint64_t wake;
@@ -532,6 +570,7 @@ ratelimit_suite(void)
 	tcase_add_test(tc, period_rollover_resets);
 	tcase_add_test(tc, give_back_same_period);
 	tcase_add_test(tc, give_back_after_rollover);
+	tcase_add_test(tc, stale_clock_does_not_roll_back);
 	tcase_add_test(tc, huge_budget);
 	tcase_add_test(tc, epoch_near_clock_end);
 	tcase_add_test(tc, period_1ms);
