@@ -162,6 +162,43 @@ START_TEST(ratelimit_one_guest_4096_per_100ms)
 }
 END_TEST
 
+/* Connects n readers to sockets 0..n-1 and lets them start reading. */
+static void
+readers_open(struct reader *r, unsigned n, struct vd *vd)
+{
+	struct fe_cfg cfg;
+	unsigned i;
+
+	fe_cfg_init(&cfg);
+	cfg.qsize = Q;
+	for (i = 0; i < n; i++) {
+		IT_OPEN(&r[i].fe, vd, i, &cfg);
+		reader_start(&r[i]);
+	}
+	fe_sleep_ms(50);
+}
+
+/* Counts what every reader gets in one common window of ns. */
+static void
+readers_window(struct reader *r, unsigned n, int64_t ns)
+{
+	int64_t end;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		reader_poll(&r[i], 0, NULL);
+		r[i].bytes = 0;
+	}
+	end = fe_now_ns() + ns;
+	while (fe_now_ns() < end) {
+		for (i = 0; i < n; i++)
+			reader_poll(&r[i], end, NULL);
+		fe_wait_used(&r[0].fe, 1, 2);
+	}
+	for (i = 0; i < n; i++)
+		reader_poll(&r[i], end, NULL);
+}
+
 /*
  * -c 4 -m 40000 -p 100: four guests reading flat out each get their
  * quarter (10000 bytes per period, 200000 in 2 s) within 10 %.
@@ -170,37 +207,19 @@ START_TEST(ratelimit_four_guests_fair_shares)
 {
 	enum { N = 4 };
 	static struct reader r[N];
-	struct fe_cfg cfg;
 	struct vd vd;
 	double share[N], jain = 0;
-	int64_t end;
 	unsigned i;
 	int attempt;
 	bool ok = false;
 
 	IT_START(&vd, N, "-m", "40000", "-p", "100", NULL);
-	fe_cfg_init(&cfg);
-	cfg.qsize = Q;
-	for (i = 0; i < N; i++) {
-		IT_OPEN(&r[i].fe, &vd, i, &cfg);
-		reader_start(&r[i]);
-	}
-	fe_sleep_ms(50);
+	readers_open(r, N, &vd);
 	for (attempt = 1; attempt <= ATTEMPTS && !ok; attempt++) {
 		/* One window for all, everybody reading already. */
-		for (i = 0; i < N; i++) {
-			reader_poll(&r[i], 0, NULL);
-			r[i].bytes = 0;
-		}
-		end = fe_now_ns() + 2000000000ll;
-		while (fe_now_ns() < end) {
-			for (i = 0; i < N; i++)
-				reader_poll(&r[i], end, NULL);
-			fe_wait_used(&r[0].fe, 1, 2);
-		}
+		readers_window(r, N, 2000000000ll);
 		ok = true;
 		for (i = 0; i < N; i++) {
-			reader_poll(&r[i], end, NULL);
 			share[i] = (double)r[i].bytes;
 			ck_assert_msg(r[i].bytes <= 220000, "guest %u: %llu "
 			    "bytes", i, (unsigned long long)r[i].bytes);
@@ -237,35 +256,17 @@ START_TEST(ratelimit_tiny_budget_nobody_starves)
 {
 	enum { N = 3 };
 	static struct reader r[N];
-	struct fe_cfg cfg;
 	struct vd vd;
-	int64_t end;
 	unsigned i;
 	int attempt;
 	bool ok = false;
 
 	IT_START(&vd, N, "-m", "2", "-p", "20", NULL);
-	fe_cfg_init(&cfg);
-	cfg.qsize = Q;
-	for (i = 0; i < N; i++) {
-		IT_OPEN(&r[i].fe, &vd, i, &cfg);
-		reader_start(&r[i]);
-	}
-	fe_sleep_ms(50);
+	readers_open(r, N, &vd);
 	for (attempt = 1; attempt <= ATTEMPTS && !ok; attempt++) {
-		for (i = 0; i < N; i++) {
-			reader_poll(&r[i], 0, NULL);
-			r[i].bytes = 0;
-		}
-		end = fe_now_ns() + 600000000ll;
-		while (fe_now_ns() < end) {
-			for (i = 0; i < N; i++)
-				reader_poll(&r[i], end, NULL);
-			fe_wait_used(&r[0].fe, 1, 2);
-		}
+		readers_window(r, N, 600000000ll);
 		ok = true;
 		for (i = 0; i < N; i++) {
-			reader_poll(&r[i], end, NULL);
 			ck_assert_msg(r[i].bytes <= 23, "guest %u: %llu bytes",
 			    i, (unsigned long long)r[i].bytes);
 			if (r[i].bytes < 10)
