@@ -371,10 +371,9 @@ drain_eventfd(int fd)
 static void
 drain_kick(struct guest *g)
 {
+	struct pollfd pfd = { .fd = g->dev.kick_fd, .events = POLLIN };
 	uint64_t v;
 	int i;
-
-	struct pollfd pfd = { .fd = g->dev.kick_fd, .events = POLLIN };
 
 	/*
 	 * Read, then look before reading again: the front-end may have made

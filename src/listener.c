@@ -43,7 +43,8 @@ create_one(struct listener *l, const char *path, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: accept4 must not block the main thread. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
@@ -52,12 +53,6 @@ create_one(struct listener *l, const char *path, char *err, size_t errlen)
 	    listen(fd, LISTEN_BACKLOG) < 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", path,
 		    strerror(errno));
-		close(fd);
-		return -1;
-	}
-	/* accept4 must not block the main thread if another took the peer. */
-	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}

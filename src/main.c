@@ -27,12 +27,8 @@
 #include "listener.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "vu_proto.h"
 
-/*
- * A front-end that stalls in the middle of a message is given this long
- * before its connection is dropped (a whole message is one sendmsg).
- */
-#define MSG_STALL_MS	500
 /* How long SIGTERM waits for the guest threads. */
 #define STOP_WAIT_MS	700
 
@@ -79,10 +75,15 @@ print_stats(struct daemon *d)
 	}
 }
 
+/*
+ * vu_msg_recv_until() bounds each incoming message itself; these bound a
+ * reply to a front-end that stopped reading, and back up the first read.
+ */
 static void
 set_timeouts(int fd)
 {
-	struct timeval tv = { .tv_sec = 0, .tv_usec = MSG_STALL_MS * 1000 };
+	struct timeval tv = { .tv_sec = VU_MSG_TIMEOUT_MS / 1000,
+	    .tv_usec = (VU_MSG_TIMEOUT_MS % 1000) * 1000 };
 
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
