@@ -26,6 +26,7 @@ SAN_FLAGS =	-fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined
 
 LIB_SRCS =	src/config.c src/entropy.c src/guest.c src/ioguard.c src/listener.c \
+		src/serve.c \
 		src/log.c src/memtable.c src/ratelimit.c src/virtq.c \
 		src/vu_dev.c src/vu_proto.c
 SRCS =		$(LIB_SRCS) src/main.c

@@ -11,6 +11,8 @@
 #define CONFIG_DEFAULT_PERIOD_MS	65536u
 #define CONFIG_MAX_PERIOD_MS		65536u
 #define CONFIG_MAX_SOCKETS		1024u
+/* --poll-us: a spin longer than 1 s is a busy thread, not a poll. */
+#define CONFIG_MAX_POLL_US		1000000u
 /* max_bytes when no --max-bytes is given: no rate limit at all. */
 #define CONFIG_UNLIMITED		UINT64_MAX
 
@@ -22,6 +24,7 @@ struct config {
 	uint64_t	 max_bytes;	/* CONFIG_UNLIMITED: no limit */
 	int		 verbose;
 	int		 fd;		/* --fd, or -1 */
+	uint32_t	 poll_us;	/* --poll-us, 0: off */
 	bool		 period_given;	/* -p without -m has no effect */
 	bool		 count_given;
 	bool		 print_capabilities;

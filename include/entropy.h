@@ -32,6 +32,13 @@ struct entropy {
 	char		 path[4096];
 	enum entropy_kind kind;
 	int		 fd;		/* number fixed for the daemon's life */
+	/*
+	 * The kernel's CSPRNG (/dev/urandom or /dev/random, character device
+	 * 1:9 or 1:8): never runs dry, never blocks once seeded, and costs
+	 * the same per byte however it is read, so small requests may be
+	 * served from a per-thread pool (struct entropy_pool).
+	 */
+	bool		 csprng;
 	pthread_mutex_t	 lock;		/* serializes reopen */
 	/* protected by lock; read lock-free as a hint: */
 	bool		 exhausted;
@@ -54,6 +61,33 @@ void	entropy_close(struct entropy *);
  */
 ssize_t	entropy_read(struct entropy *, const struct iovec *, unsigned niov);
 int	entropy_fd(const struct entropy *);
+
+/*
+ * A guest thread's pool of bytes read ahead from a CSPRNG source, so that
+ * a stream of 64-byte requests costs one read(2) per ENTROPY_POOL_SIZE
+ * bytes instead of one per request.  Every byte is handed out once and
+ * wiped from the pool as it is handed out; the pool belongs to one thread.
+ */
+#define ENTROPY_POOL_SIZE	4096
+
+struct entropy_pool {
+	size_t		 off;		/* first unused byte */
+	size_t		 len;		/* bytes read into buf */
+	unsigned char	 buf[ENTROPY_POOL_SIZE];
+};
+
+/*
+ * Fills the iovecs (guest memory) with up to len bytes (1..
+ * ENTROPY_POOL_SIZE), from the pool, reading the source once first if the
+ * pool holds fewer than len.  Only for src->csprng sources.  Returns the
+ * bytes written (> 0), or an ENTROPY_* code when the pool was empty and
+ * the read failed.  A copy into guest memory may raise SIGBUS (memory
+ * file shrunk): the caller's guard handles that; the bytes are lost.
+ */
+ssize_t	entropy_read_pooled(struct entropy *, struct entropy_pool *,
+	    const struct iovec *, unsigned niov, size_t len);
+/* Wipes the pool's unused bytes (the thread is leaving). */
+void	entropy_pool_clear(struct entropy_pool *);
 bool	entropy_exhausted(struct entropy *);
 
 #endif

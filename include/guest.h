@@ -37,6 +37,7 @@ struct guest_shared {
 	struct entropy		*source;
 	struct ratelimit	*rl;		/* NULL: unlimited */
 	int			 wake_main_fd;	/* written when a thread ends */
+	uint32_t		 poll_us;	/* --poll-us: spin after work */
 };
 
 struct guest_slot {
@@ -56,6 +57,10 @@ struct guest_slot {
 	struct guest_stats	 stats;
 	bool			 finished;
 };
+
+/* Adds v to one statistics counter (guest thread; main reads atomically). */
+#define GUEST_STAT_ADD(slot, field, v)					\
+	__atomic_fetch_add(&(slot)->stats.field, (v), __ATOMIC_RELAXED)
 
 /* Turns SIGBUS on guest memory into a broken ring (call before threads). */
 int	guest_install_fault_handler(void);

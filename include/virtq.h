@@ -19,6 +19,7 @@
 #define VRING_DESC_F_WRITE	2
 #define VRING_DESC_F_INDIRECT	4
 #define VRING_AVAIL_F_NO_INTERRUPT	1
+#define VRING_USED_F_NO_NOTIFY		1
 
 /* VIRTIO 1.x 2.7: "Queue Size ... maximum ... is 32768". */
 #define VIRTQ_MAX_SIZE		32768
@@ -75,6 +76,9 @@ struct virtq {
 	 * until the front-end stops and restarts the ring.
 	 */
 	bool		 broken;
+	const char	*broken_why;	/* the first reason, a static string */
+	unsigned	 broken_a, broken_b;	/* values it names, */
+	bool		 broken_values;		/* if it names any */
 };
 
 /* A request popped from the ring: where its writable bytes are. */
@@ -124,6 +128,20 @@ void	virtq_push(struct virtq *, uint16_t head, uint32_t len);
  * EVENT_IDX) and returns true if buffers arrived meanwhile.
  */
 bool	virtq_enable_notify(struct virtq *);
+/*
+ * Asks the driver not to kick while the device polls the ring (--poll-us):
+ * VRING_USED_F_NO_NOTIFY without EVENT_IDX; with EVENT_IDX, not moving
+ * avail_event is enough (VIRTIO 1.x 2.7.10).
+ */
+void	virtq_disable_notify(struct virtq *);
+/* Whether the driver posted buffers the device has not popped yet. */
+bool	virtq_has_avail(struct virtq *);
+/*
+ * Latches the queue broken for a reason found outside the walker (a static
+ * string); the first reason is kept.  Nothing is processed until the
+ * front-end restarts the ring.
+ */
+void	virtq_break(struct virtq *, const char *why);
 /* Whether the driver wants an interrupt for what was pushed since. */
 bool	virtq_should_notify(struct virtq *);
 

@@ -42,7 +42,9 @@ struct vu_dev {
 	bool		 started;	/* from SET_VRING_KICK to GET_VRING_BASE */
 	bool		 enabled;
 	bool		 kick_polling;	/* SET_VRING_KICK with the no-fd bit */
-	int		 kick_fd;
+	int		 kick_fd;	/* in watch_fd's set, edge-triggered */
+	int		 watch_fd;	/* the guest thread's epoll fd, or -1 */
+	uint64_t	 watch_kick_tag; /* epoll data for the kick fd */
 	int		 call_fd;
 	int		 err_fd;
 

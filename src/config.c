@@ -24,6 +24,7 @@
 enum {
 	OPT_FD = 0x100,
 	OPT_PRINT_CAPS,
+	OPT_POLL_US,
 };
 
 static const struct option long_options[] = {
@@ -35,6 +36,7 @@ static const struct option long_options[] = {
 	{ "max-bytes",		required_argument,	NULL, 'm' },
 	{ "fd",			required_argument,	NULL, OPT_FD },
 	{ "print-capabilities",	no_argument,		NULL, OPT_PRINT_CAPS },
+	{ "poll-us",		required_argument,	NULL, OPT_POLL_US },
 	{ "verbose",		no_argument,		NULL, 'v' },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ "version",		no_argument,		NULL, 'V' },
@@ -71,6 +73,9 @@ config_usage(FILE *fp)
 	    "  -p, --period=MS          rate-limit period, 1..%u ms\n"
 	    "                           (default %u)\n"
 	    "      --fd=FDNUM           serve the socket open on FDNUM\n"
+	    "      --poll-us=N          after serving, spin on the ring for\n"
+	    "                           up to N us before sleeping (0..%u,\n"
+	    "                           default 0: off; costs CPU)\n"
 	    "      --print-capabilities print the back-end JSON and exit\n"
 	    "  -v, --verbose            more logging (twice: debug)\n"
 	    "  -h, --help               this help\n"
@@ -78,7 +83,7 @@ config_usage(FILE *fp)
 	    getprogname(), getprogname(), getprogname(), getprogname(),
 	    CONFIG_MAX_SOCKETS,
 	    CONFIG_DEFAULT_SOURCE, CONFIG_MAX_PERIOD_MS,
-	    CONFIG_DEFAULT_PERIOD_MS);
+	    CONFIG_DEFAULT_PERIOD_MS, CONFIG_MAX_POLL_US);
 }
 
 static enum config_result
@@ -203,6 +208,13 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 			break;
 		case OPT_PRINT_CAPS:
 			cfg->print_capabilities = true;
+			break;
+		case OPT_POLL_US:
+			if ((why = parse_u64(optarg, 0, CONFIG_MAX_POLL_US,
+			    &v)) != NULL)
+				return fail(err, errlen, "--poll-us %s: %s "
+				    "(0..%u)", optarg, why, CONFIG_MAX_POLL_US);
+			cfg->poll_us = (uint32_t)v;
 			break;
 		case 'v':
 			cfg->verbose++;

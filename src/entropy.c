@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -51,6 +52,9 @@ entropy_open(struct entropy *src, const char *path, char *err, size_t errlen)
 		src->kind = ENTROPY_FILE;
 	else
 		src->kind = ENTROPY_CHARDEV;
+	/* Linux Documentation/admin-guide/devices.txt: 1:8 random, 1:9 urandom. */
+	src->csprng = S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 &&
+	    (minor(st.st_rdev) == 8 || minor(st.st_rdev) == 9);
 	/* One byte would be consumed by a probe read: check access only. */
 	if (src->kind == ENTROPY_FILE && st.st_size == 0)
 		log_warnx("entropy source %s is empty: requests will wait",
@@ -196,4 +200,52 @@ entropy_read(struct entropy *src, const struct iovec *iov, unsigned niov)
 		pthread_mutex_unlock(&src->lock);
 		return ENTROPY_EOF;
 	}
+}
+
+ssize_t
+entropy_read_pooled(struct entropy *src, struct entropy_pool *pool,
+    const struct iovec *iov, unsigned niov, size_t len)
+{
+	size_t have = pool->len - pool->off, done = 0;
+	unsigned i;
+
+	if (have < len) {
+		struct iovec in;
+		ssize_t n;
+
+		/* Keep what is left, at the front; read the rest in. */
+		memmove(pool->buf, pool->buf + pool->off, have);
+		pool->off = 0;
+		pool->len = have;
+		in.iov_base = pool->buf + have;
+		in.iov_len = sizeof(pool->buf) - have;
+		n = entropy_read(src, &in, 1);
+		if (n > 0)
+			pool->len += (size_t)n;
+		else if (have == 0)
+			return n;
+		have = pool->len;
+	}
+	if (len > have)
+		len = have;
+	for (i = 0; i < niov && done < len; i++) {
+		size_t chunk = iov[i].iov_len < len - done ? iov[i].iov_len :
+		    len - done;
+
+		memcpy(iov[i].iov_base, pool->buf + pool->off + done, chunk);
+		done += chunk;
+	}
+	/* Handed out: not kept in our memory a moment longer. */
+	explicit_bzero(pool->buf + pool->off, done);
+	pool->off += done;
+	if (pool->off == pool->len)
+		pool->off = pool->len = 0;
+	return (ssize_t)done;
+}
+
+void
+entropy_pool_clear(struct entropy_pool *pool)
+{
+	explicit_bzero(pool->buf, sizeof(pool->buf));
+	pool->off = pool->len = 0;
 }

@@ -362,6 +362,7 @@ main(int argc, char *argv[])
 
 	d.shared.source = &d.source;
 	d.shared.wake_main_fd = d.wake_fd;
+	d.shared.poll_us = d.cfg.poll_us;
 	if (d.cfg.max_bytes != CONFIG_UNLIMITED) {
 		if (ratelimit_init(&d.rl, d.cfg.max_bytes, d.cfg.period_ms,
 		    d.nslots, monotonic_ns()) < 0)

@@ -41,12 +41,29 @@ ring_write16(volatile uint16_t *p, uint16_t v)
 	__atomic_store_n(p, htole16(v), __ATOMIC_RELAXED);
 }
 
+/*
+ * Latches the queue broken and keeps the first reason; the guest thread
+ * reports it once (serve.c, serve_report_broken).
+ */
 static void
 mark_broken(struct virtq *vq, const char *why, unsigned a, unsigned b)
 {
-	if (!vq->broken)
-		log_guest_err("virtqueue broken: %s (%u, %u); requests are "
-		    "held until the ring is restarted", why, a, b);
+	if (!vq->broken) {
+		vq->broken_why = why;
+		vq->broken_a = a;
+		vq->broken_b = b;
+		vq->broken_values = true;
+	}
+	vq->broken = true;
+}
+
+void
+virtq_break(struct virtq *vq, const char *why)
+{
+	if (!vq->broken) {
+		vq->broken_why = why;
+		vq->broken_values = false;
+	}
 	vq->broken = true;
 }
 
@@ -391,12 +408,24 @@ virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 	ring_write16(&vq->used->idx, vq->used_idx);
 }
 
+void
+virtq_disable_notify(struct virtq *vq)
+{
+	if (!vq->mapped || vq->broken || vq->event_idx)
+		return;	/* with EVENT_IDX, an avail_event left behind does it */
+	/* VIRTIO 1.x 2.7.10: a hint; the driver may kick anyway. */
+	ring_write16(&vq->used->flags, VRING_USED_F_NO_NOTIFY);
+}
+
 bool
 virtq_enable_notify(struct virtq *vq)
 {
 	if (!vq->mapped || vq->broken)
 		return false;
-	if (vq->event_idx) {
+	if (!vq->event_idx) {
+		if (ring_read16(&vq->used->flags) & VRING_USED_F_NO_NOTIFY)
+			ring_write16(&vq->used->flags, 0);
+	} else {
 		/* avail_event sits right after the used ring's entries. */
 		volatile uint16_t *avail_event =
 		    (volatile uint16_t *)&vq->used->ring[vq->num];
@@ -432,4 +461,12 @@ virtq_should_notify(struct virtq *vq)
 	used_event = ring_read16(&vq->avail->ring[vq->num]);
 	/* vring_need_event() of virtio_ring.h. */
 	return (uint16_t)(new - used_event - 1) < (uint16_t)(new - old);
+}
+
+bool
+virtq_has_avail(struct virtq *vq)
+{
+	if (!vq->mapped || vq->broken)
+		return false;
+	return ring_read16(&vq->avail->idx) != vq->last_avail_idx;
 }

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ioguard.h"
@@ -68,8 +70,40 @@ vu_dev_init(struct vu_dev *dev, int sock)
 	memset(dev, 0, sizeof(*dev));
 	dev->sock = sock;
 	dev->kick_fd = dev->call_fd = dev->err_fd = -1;
+	dev->watch_fd = -1;
 	memtable_init(&dev->mt);
 	virtq_init(&dev->vq);
+}
+
+/*
+ * Replaces the kick fd.  The old one leaves the guest thread's epoll set
+ * before it is closed: the front-end holds the same open file description,
+ * so closing our fd alone would leave it registered (epoll(7), "Questions
+ * and answers" 6) and its kicks would still wake us.
+ */
+static void
+kick_replace(struct vu_dev *dev, int fd)
+{
+	struct epoll_event ev;
+
+	if (dev->kick_fd >= 0 && dev->watch_fd >= 0)
+		(void)epoll_ctl(dev->watch_fd, EPOLL_CTL_DEL, dev->kick_fd,
+		    NULL);
+	close_fd(&dev->kick_fd);
+	dev->kick_fd = fd;
+	if (fd < 0 || dev->watch_fd < 0)
+		return;
+	/*
+	 * Edge-triggered: every write of the front-end (or KVM's ioeventfd)
+	 * wakes us once, and we never read the counter.  So no read per
+	 * kick, and a counter the front-end loads or makes blocking cannot
+	 * make us spin or sleep.
+	 */
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLET;
+	ev.data.u64 = dev->watch_kick_tag;
+	if (epoll_ctl(dev->watch_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		log_warn("watching the kick eventfd");
 }
 
 static void
@@ -77,7 +111,7 @@ ring_stop(struct vu_dev *dev)
 {
 	dev->started = false;
 	dev->kick_polling = false;
-	close_fd(&dev->kick_fd);
+	kick_replace(dev, -1);
 }
 
 void
@@ -115,8 +149,16 @@ eventfd_signal(int fd)
 void
 vu_dev_notify(struct vu_dev *dev)
 {
-	if (virtq_should_notify(&dev->vq))
-		eventfd_signal(dev->call_fd);
+	uint64_t one = 1;
+
+	if (!virtq_should_notify(&dev->vq) || dev->call_fd < 0)
+		return;
+	/* Once per batch: the guard costs no system call here. */
+	if (ioguard_write_often(dev->call_fd, &one, sizeof(one)) < 0 &&
+	    errno != EAGAIN)
+		log_guest_err("signalling the call eventfd: %s", errno ==
+		    EINTR ? "blocked (the front-end made it blocking?)" :
+		    strerror(errno));
 }
 
 void
@@ -369,12 +411,53 @@ take_vring_fd(struct vu_msg *msg, int *slot)
 	return 0;
 }
 
+/*
+ * Reads a new kick eventfd empty: a kick from before the ring started means
+ * nothing (we look at the ring anyway).  RWF_NOWAIT makes the read
+ * non-blocking whatever O_NONBLOCK says (eventfd honours it since Linux
+ * 5.12; before, EOPNOTSUPP and the guarded read).  One in semaphore mode
+ * loaded with a count reads 1 at a time and never drains: it is refused.
+ * Returns true if the eventfd is empty now.
+ */
+static bool
+kick_drains(int fd)
+{
+	uint64_t v;
+	struct iovec iov = { .iov_base = &v, .iov_len = sizeof(v) };
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+		if (n < 0 && errno == EOPNOTSUPP)
+			n = ioguard_read(fd, &v, sizeof(v));
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+	}
+	return false;
+}
+
 static int
 set_vring_kick(struct vu_dev *dev, struct vu_msg *msg)
 {
-	if (take_vring_fd(msg, &dev->kick_fd) < 0)
+	int fd = -1;
+
+	if (take_vring_fd(msg, &fd) < 0)
 		return H_FAIL;
-	dev->kick_polling = dev->kick_fd < 0;
+	dev->kick_polling = fd < 0;
+	if (fd >= 0 && !kick_drains(fd)) {
+		/* A fresh start, latched broken at once. */
+		close_fd(&fd);
+		kick_replace(dev, -1);
+		dev->started = true;
+		dev->kick_polling = false;
+		dev->vq.broken = false;
+		dev->vq.mapped = false;
+		virtq_break(&dev->vq, "kick eventfd does not drain (semaphore "
+		    "mode?): kicks ignored");
+		return H_OK;
+	}
+	kick_replace(dev, fd);
 	/*
 	 * The ring starts with its first kick; we treat the kick fd as that
 	 * point and look at the ring at once, so buffers the driver queued
