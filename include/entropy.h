@@ -43,6 +43,16 @@ struct entropy {
 	/* protected by lock; read lock-free as a hint: */
 	bool		 exhausted;
 	bool		 failing;	/* last read or reopen failed */
+	/*
+	 * Turns on a scarce source (not the CSPRNG), protected by lock:
+	 * bytes each guest took, and whether it waits for the source now.
+	 */
+	unsigned	 nguests;
+	struct entropy_share {
+		uint64_t	 taken;
+		bool		 waiting;
+		unsigned	 yields;	/* in a row */
+	}		*share;		/* NULL: no turns (CSPRNG) */
 };
 
 /* Opens and checks the source; on error fills err with a full sentence. */
@@ -54,6 +64,32 @@ void	entropy_close(struct entropy *);
 #define ENTROPY_EOF	(-3)	/* regular file used up */
 #define ENTROPY_ERROR	(-1)
 #define ENTROPY_FAULT	(-4)	/* the buffers were not writable (EFAULT) */
+#define ENTROPY_YIELD	(-5)	/* not this guest's turn: try again soon */
+
+/*
+ * Sets up turns for nguests guests (0..nguests-1) on a scarce source
+ * (a FIFO, a hardware device, a file: anything but the CSPRNG), so that
+ * when the source, not the rate limit, is the bottleneck, every waiting
+ * guest gets its share.  Returns 0, or -1 with errno (ENOMEM).  Nothing
+ * to do (0) for a CSPRNG source, which is never scarce.
+ */
+int	entropy_set_guests(struct entropy *, unsigned nguests);
+/*
+ * entropy_read for guest (< nguests) with turns: returns ENTROPY_YIELD
+ * without reading when the guest is more than ENTROPY_FAIR_QUANTUM bytes
+ * ahead of another guest that waits for the source; the caller tries
+ * again a little later (a millisecond) and the waiting guest reads
+ * meanwhile.  A guest yields at most ENTROPY_FAIR_YIELDS times in a row:
+ * then it reads, and every guest must say again that it waits (one that
+ * stopped reading without saying so cannot hold the others up).  Same as
+ * entropy_read without turns.
+ */
+#define ENTROPY_FAIR_QUANTUM	4096
+#define ENTROPY_FAIR_YIELDS	20
+ssize_t	entropy_read_turn(struct entropy *, unsigned guest,
+	    const struct iovec *, unsigned niov);
+/* The guest stopped waiting for the source (ring stopped, disconnect). */
+void	entropy_leave(struct entropy *, unsigned guest);
 
 /*
  * Reads into the iovecs (guest memory, no bounce buffer).  Returns the

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -71,6 +72,8 @@ entropy_open(struct entropy *src, const char *path, char *err, size_t errlen)
 void
 entropy_close(struct entropy *src)
 {
+	free(src->share);
+	src->share = NULL;
 	if (src->fd >= 0) {
 		close(src->fd);
 		pthread_mutex_destroy(&src->lock);
@@ -248,4 +251,97 @@ entropy_pool_clear(struct entropy_pool *pool)
 {
 	explicit_bzero(pool->buf, sizeof(pool->buf));
 	pool->off = pool->len = 0;
+}
+
+int
+entropy_set_guests(struct entropy *src, unsigned nguests)
+{
+	if (src->csprng || nguests < 2)
+		return 0;	/* nobody to be fair to */
+	src->share = calloc(nguests, sizeof(*src->share));
+	if (src->share == NULL)
+		return -1;
+	src->nguests = nguests;
+	return 0;
+}
+
+/*
+ * Whether guest is more than a quantum ahead of a guest that waits for
+ * the source.  Called with the lock held.
+ */
+static bool
+turn_ahead(const struct entropy *src, unsigned guest)
+{
+	uint64_t mine = src->share[guest].taken;
+	unsigned i;
+
+	for (i = 0; i < src->nguests; i++)
+		if (i != guest && src->share[i].waiting &&
+		    mine >= src->share[i].taken + ENTROPY_FAIR_QUANTUM)
+			return true;
+	return false;
+}
+
+/*
+ * A guest that starts to wait is brought up to a quantum behind the
+ * guest that took most: what it did not ask for while it was idle is not
+ * owed to it, or it would shut the others out for as long.
+ */
+static void
+turn_wait(struct entropy *src, unsigned guest)
+{
+	uint64_t top = 0;
+	unsigned i;
+
+	if (src->share[guest].waiting)
+		return;
+	for (i = 0; i < src->nguests; i++)
+		if (src->share[i].taken > top)
+			top = src->share[i].taken;
+	if (top > ENTROPY_FAIR_QUANTUM &&
+	    src->share[guest].taken < top - ENTROPY_FAIR_QUANTUM)
+		src->share[guest].taken = top - ENTROPY_FAIR_QUANTUM;
+	src->share[guest].waiting = true;
+}
+
+ssize_t
+entropy_read_turn(struct entropy *src, unsigned guest,
+    const struct iovec *iov, unsigned niov)
+{
+	unsigned i;
+	ssize_t n;
+
+	if (src->share == NULL || guest >= src->nguests)
+		return entropy_read(src, iov, niov);
+	pthread_mutex_lock(&src->lock);
+	if (turn_ahead(src, guest)) {
+		if (++src->share[guest].yields <= ENTROPY_FAIR_YIELDS) {
+			pthread_mutex_unlock(&src->lock);
+			return ENTROPY_YIELD;
+		}
+		/* Nobody took the bytes: those waiters must say so again. */
+		for (i = 0; i < src->nguests; i++)
+			src->share[i].waiting = false;
+	}
+	src->share[guest].yields = 0;
+	pthread_mutex_unlock(&src->lock);
+	n = entropy_read(src, iov, niov);
+	pthread_mutex_lock(&src->lock);
+	if (n > 0) {
+		src->share[guest].taken += (uint64_t)n;
+		src->share[guest].waiting = false;
+	} else if (n == ENTROPY_AGAIN)
+		turn_wait(src, guest);
+	pthread_mutex_unlock(&src->lock);
+	return n;
+}
+
+void
+entropy_leave(struct entropy *src, unsigned guest)
+{
+	if (src->share == NULL || guest >= src->nguests)
+		return;
+	pthread_mutex_lock(&src->lock);
+	src->share[guest].waiting = false;
+	pthread_mutex_unlock(&src->lock);
 }

@@ -2,8 +2,8 @@
 /*
  * The guest thread owns one front-end connection and its poll loop: one
  * epoll set over the front-end socket, the kick eventfd (edge-triggered),
- * the budget/back-off timer, the entropy source (while it had nothing)
- * and the stop eventfd.  It never sleeps anywhere else, so control
+ * the budget/back-off timer and the stop eventfd, and beside it the
+ * entropy source while that had nothing.  It never sleeps anywhere else, so control
  * messages are answered while requests wait for budget or entropy.  The
  * requests themselves are served by serve.c.
  *
@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -39,7 +40,6 @@ enum watch_tag {
 	TAG_STOP,
 	TAG_KICK,
 	TAG_TIMER,
-	TAG_SOURCE,
 };
 
 struct guest {
@@ -47,7 +47,6 @@ struct guest {
 	struct vu_dev		 dev;
 	int			 epoll_fd;
 	int			 timer_fd;
-	bool			 source_watched;
 	uint64_t		 poll_ns;	/* --poll-us, in ns */
 	struct serve		*serve;		/* its own allocation */
 };
@@ -83,24 +82,31 @@ watch(struct guest *g, int fd, enum watch_tag tag)
 }
 
 /*
- * The source is in the set only while serve waits for it: it is shared by
- * every guest, and a FIFO's fd is replaced under the same number when its
- * writer goes away (entropy.c), which drops the registration by itself.
+ * Waits for the epoll set and, while serve waits for it, the entropy
+ * source.  The source is not in the epoll set: it is shared by every
+ * guest, and a FIFO's fd is replaced under the same number when its writer
+ * goes away (entropy.c), which would silently drop a registration.  So
+ * poll(2) looks at it, with the epoll fd beside it; only on this rare path.
  */
-static void
-watch_source(struct guest *g)
+static int
+wait_events(struct guest *g, struct epoll_event *ev, int nev, int timeout)
 {
-	struct serve *s = g->serve;
-	int fd = entropy_fd(s->source);
+	struct pollfd pfd[2];
 
-	if (s->source_wait && !g->source_watched) {
-		if (watch(g, fd, TAG_SOURCE) < 0 && errno != EEXIST)
-			log_warn("watching the entropy source");
-		g->source_watched = true;
-	} else if (!s->source_wait && g->source_watched) {
-		(void)epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
-		g->source_watched = false;
-	}
+	if (!g->serve->source_wait)
+		return epoll_wait(g->epoll_fd, ev, nev, timeout);
+	pfd[0].fd = g->epoll_fd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = entropy_fd(g->serve->source);
+	pfd[1].events = POLLIN;
+	pfd[0].revents = pfd[1].revents = 0;
+	if (poll(pfd, 2, timeout) < 0)
+		return -1;
+	if (pfd[1].revents)
+		serve_source_ready(g->serve);
+	if (!pfd[0].revents)
+		return 0;
+	return epoll_wait(g->epoll_fd, ev, nev, 0);
 }
 
 /* Reads one message and handles it; false to end the connection. */
@@ -171,8 +177,7 @@ guest_loop(struct guest *g)
 		unsigned done;
 		int i, n;
 
-		watch_source(g);
-		n = epoll_wait(g->epoll_fd, ev, 8, wait_ms(g));
+		n = wait_events(g, ev, 8, wait_ms(g));
 		if (n < 0) {
 			/* The eventfd guard's timer signal (ioguard.h). */
 			if (errno == EINTR)
@@ -190,9 +195,6 @@ guest_loop(struct guest *g)
 			case TAG_TIMER:
 				drain_timer(g->timer_fd);
 				serve_timer_fired(s);
-				break;
-			case TAG_SOURCE:
-				serve_source_ready(s);
 				break;
 			case TAG_KICK:
 			default:

@@ -360,6 +360,8 @@ main(int argc, char *argv[])
 
 	setup_listeners(&d);
 
+	if (entropy_set_guests(&d.source, d.nslots) < 0)
+		fatal("entropy source turns");
 	d.shared.source = &d.source;
 	d.shared.wake_main_fd = d.wake_fd;
 	d.shared.poll_us = d.cfg.poll_us;

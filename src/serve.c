@@ -46,6 +46,8 @@ _Static_assert(POOL_MAX_GATHER <= ENTROPY_POOL_SIZE, "pool");
 #define SOURCE_BACKOFF_MAX_NS	100000000ull
 /* After a read error of the source, try again this much later. */
 #define SOURCE_RETRY_NS		1000000000ull
+/* Not this guest's turn on a scarce source: look again this much later. */
+#define SOURCE_YIELD_NS		1000000ull
 
 void
 serve_init(struct serve *s, struct vu_dev *dev, struct guest_slot *slot,
@@ -63,6 +65,7 @@ serve_init(struct serve *s, struct vu_dev *dev, struct guest_slot *slot,
 void
 serve_fini(struct serve *s)
 {
+	entropy_leave(s->source, s->slot->index);
 	entropy_pool_clear(&s->pool);
 }
 
@@ -102,6 +105,7 @@ void
 serve_ring_stopped(struct serve *s)
 {
 	s->source_wait = false;
+	entropy_leave(s->source, s->slot->index);
 }
 
 void
@@ -116,6 +120,7 @@ serve_report_broken(struct serve *s)
 	if (s->broken_reported)
 		return;
 	s->broken_reported = true;
+	entropy_leave(s->source, s->slot->index);
 	if (vq->broken_values)
 		log_guest_err("virtqueue broken: %s (%u, %u); requests are "
 		    "held until the ring is restarted", vq->broken_why,
@@ -271,7 +276,7 @@ batch_fill(struct serve *s, size_t total)
 		return entropy_read_pooled(s->source, &s->pool, s->iov, niov,
 		    total);
 	/* Straight into guest memory: no bounce buffer. */
-	return entropy_read(s->source, s->iov, niov);
+	return entropy_read_turn(s->source, s->slot->index, s->iov, niov);
 }
 
 /*
@@ -315,6 +320,10 @@ source_failed(struct serve *s, ssize_t n)
 		break;
 	case ENTROPY_ERROR:
 		arm_timer(s, monotonic_ns() + SOURCE_RETRY_NS);
+		break;
+	case ENTROPY_YIELD:
+		/* Another guest's turn on a scarce source (entropy.h). */
+		arm_timer(s, monotonic_ns() + SOURCE_YIELD_NS);
 		break;
 	default:
 		/* ENTROPY_EOF: wait for the next kick (logged once). */

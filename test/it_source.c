@@ -401,6 +401,87 @@ START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
 END_TEST
 
 /*
+ * Three guests on a slow FIFO, each keeping its ring full: the source, not
+ * the budget, is the bottleneck, and every waiting guest gets its turn
+ * (entropy.h, turns).  128 KiB written 1 KiB a millisecond; each guest
+ * must get at least a quarter of it (a third is fair).
+ */
+START_TEST(fifo_source_shared_fairly_by_three_guests)
+{
+	enum { G = 3, Q = 64, LEN = 512, CHUNK = 1024, TOTAL = 128 * 1024 };
+	static uint8_t chunk[CHUNK];
+	uint64_t got[G] = { 0 }, area[G], sum = 0;
+	struct fe_used_elem u;
+	struct vd_opts o;
+	struct fe_cfg cfg;
+	struct fe fe[G];
+	struct vd vd;
+	char path[256];
+	size_t written = 0;
+	int64_t end;
+	unsigned g, k;
+	int w;
+
+	IT_OK(vd_init(&vd));
+	vd_path(&vd, "entropy.fifo", path, sizeof(path));
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	vd_opts_init(&o);
+	o.nsock = G;
+	o.args[0] = "-f";
+	o.args[1] = path;
+	IT_OK(vd_spawn(&vd, &o));
+	fe_cfg_init(&cfg);
+	cfg.qsize = Q;
+	for (g = 0; g < G; g++) {
+		IT_OPEN(&fe[g], &vd, g, &cfg);
+		area[g] = fe_alloc(&fe[g], (uint64_t)Q * LEN, 64);
+		for (k = 0; k < Q; k++)
+			ck_assert(fe_post1(&fe[g], area[g] + (uint64_t)k * LEN,
+			    LEN) >= 0);
+		fe_kick(&fe[g]);
+	}
+	w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(w, 0);
+	fill_prng(chunk, sizeof(chunk), 7);
+	end = fe_now_ms() + 20000;
+	while (sum < TOTAL && fe_now_ms() < end) {
+		if (written < TOTAL && write(w, chunk, CHUNK) == CHUNK)
+			written += CHUNK;
+		fe_sleep_ms(1);
+		for (g = 0; g < G; g++) {
+			bool posted = false;
+
+			while (fe_get_used(&fe[g], &u)) {
+				ck_assert_uint_ge(u.len, 1);
+				got[g] += u.len;
+				sum += u.len;
+				ck_assert(fe_post1(&fe[g], area[g] +
+				    (uint64_t)(u.id % Q) * LEN, LEN) >= 0);
+				posted = true;
+			}
+			if (posted)
+				fe_kick(&fe[g]);
+		}
+	}
+	close(w);
+	ck_assert_msg(sum == TOTAL, "%llu of %d bytes arrived%s",
+	    (unsigned long long)sum, TOTAL, vd_log_text(&vd));
+	for (g = 0; g < G; g++)
+		ck_assert_msg(got[g] >= TOTAL / 4, "guest %u got %llu of %d "
+		    "bytes (%llu, %llu, %llu)", g, (unsigned long long)got[g],
+		    TOTAL, (unsigned long long)got[0],
+		    (unsigned long long)got[1], (unsigned long long)got[2]);
+	fprintf(stderr, "fifo fairness: guests got %llu, %llu, %llu of %d "
+	    "bytes\n", (unsigned long long)got[0], (unsigned long long)got[1],
+	    (unsigned long long)got[2], TOTAL);
+	for (g = 0; g < G; g++)
+		fe_close(&fe[g]);
+	IT_STOP(&vd);
+	vd_cleanup(&vd);
+}
+END_TEST
+
+/*
  * Whether path is a device that polls readable but says EAGAIN under
  * O_NONBLOCK when it has nothing, as hw_random's /dev/hwrng does (it has
  * no poll method).  If not, why in why.
@@ -509,6 +590,7 @@ it_source_suite(void)
 	tc = tcase_create("fifo");
 	tcase_set_timeout(tc, IT_TIMEOUT);
 	tcase_add_test(tc, fifo_source_delivers_writes_and_never_blocks_control);
+	tcase_add_test(tc, fifo_source_shared_fairly_by_three_guests);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("device");
