@@ -34,7 +34,9 @@ OBJS =		$(SRCS:src/%.c=build/obj/%.o)
 
 UNIT_SRCS =	$(wildcard test/test_*.c)
 UNIT_HDRS =	$(wildcard test/*.h)
-FRONTEND_SRCS =	test/frontend.c
+# The one SCM_RIGHTS sender, shared by unit and integration suites.
+SENDFDS_SRCS =	test/sendfds.c
+FRONTEND_SRCS =	test/frontend.c test/daemon.c $(SENDFDS_SRCS)
 IT_SRCS =	$(filter-out test/it_main.c,$(wildcard test/it_*.c))
 
 all: $(PROG)
@@ -51,11 +53,12 @@ build/$(PROG)-san: $(SRCS) $(HDRS) Makefile
 	@mkdir -p build
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $(SRCS) $(LIBS)
 
-build/unit-tests: $(LIB_SRCS) $(UNIT_SRCS) test/unit_main.c $(HDRS) \
-		$(UNIT_HDRS) Makefile
+build/unit-tests: $(LIB_SRCS) $(UNIT_SRCS) $(SENDFDS_SRCS) test/unit_main.c \
+		$(HDRS) $(UNIT_HDRS) Makefile
 	@mkdir -p build
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) $(CHECK_CFLAGS) -Itest -o $@ \
-	    $(LIB_SRCS) $(UNIT_SRCS) test/unit_main.c $(LIBS) $(CHECK_LIBS)
+	    $(LIB_SRCS) $(UNIT_SRCS) $(SENDFDS_SRCS) test/unit_main.c \
+	    $(LIBS) $(CHECK_LIBS)
 
 build/integration-tests: $(FRONTEND_SRCS) $(IT_SRCS) test/it_main.c \
 		$(UNIT_HDRS) $(HDRS) Makefile

@@ -10,6 +10,7 @@
 
 #include <check.h>
 
+#include "daemon.h"
 #include "frontend.h"
 
 /* Generous: a test is a few seconds at most, but the machine is noisy. */
