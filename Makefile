@@ -37,7 +37,8 @@ UNIT_HDRS =	$(wildcard test/*.h)
 # The one SCM_RIGHTS sender, shared by unit and integration suites.
 SENDFDS_SRCS =	test/sendfds.c
 FRONTEND_SRCS =	test/frontend.c test/daemon.c $(SENDFDS_SRCS)
-IT_SRCS =	$(filter-out test/it_main.c,$(wildcard test/it_*.c))
+IT_SRCS =	$(filter-out test/it_main.c,$(wildcard test/it_*.c)) \
+		test/hostile.c
 
 all: $(PROG)
 
