@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Eventfd reads and writes bounded by a per-thread one-shot timer (a
+ * front-end can clear O_NONBLOCK on the description we share with it).
+ * See ioguard.h.
+ */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>

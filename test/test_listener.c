@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "listener.h"
+#include "sdnotify.h"
 #include "unit.h"
 
 Suite	*listener_suite(void);
