@@ -25,18 +25,20 @@ CHECK_LIBS =	$(shell $(PKG_CONFIG) --libs check)
 SAN_FLAGS =	-fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined
 
-LIB_SRCS =	src/config.c src/entropy.c src/guest.c src/ioguard.c src/listener.c \
-		src/serve.c \
-		src/log.c src/memtable.c src/ratelimit.c src/virtq.c \
-		src/vu_dev.c src/vu_proto.c
+LIB_SRCS =	src/clock.c src/config.c src/entropy.c src/guest.c src/ioguard.c \
+		src/listener.c src/log.c src/memtable.c src/ratelimit.c \
+		src/sdnotify.c src/serve.c src/virtq.c src/vu_dev.c src/vu_proto.c
 SRCS =		$(LIB_SRCS) src/main.c
 HDRS =		$(wildcard include/*.h)
 OBJS =		$(SRCS:src/%.c=build/obj/%.o)
 
 UNIT_SRCS =	$(wildcard test/test_*.c)
 UNIT_HDRS =	$(wildcard test/*.h)
-FRONTEND_SRCS =	test/frontend.c
-IT_SRCS =	$(filter-out test/it_main.c,$(wildcard test/it_*.c))
+# The one SCM_RIGHTS sender, shared by unit and integration suites.
+SENDFDS_SRCS =	test/sendfds.c
+FRONTEND_SRCS =	test/frontend.c test/daemon.c $(SENDFDS_SRCS)
+IT_SRCS =	$(filter-out test/it_main.c,$(wildcard test/it_*.c)) \
+		test/hostile.c
 
 all: $(PROG)
 
@@ -52,11 +54,12 @@ build/$(PROG)-san: $(SRCS) $(HDRS) Makefile
 	@mkdir -p build
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $(SRCS) $(LIBS)
 
-build/unit-tests: $(LIB_SRCS) $(UNIT_SRCS) test/unit_main.c $(HDRS) \
-		$(UNIT_HDRS) Makefile
+build/unit-tests: $(LIB_SRCS) $(UNIT_SRCS) $(SENDFDS_SRCS) test/unit_main.c \
+		$(HDRS) $(UNIT_HDRS) Makefile
 	@mkdir -p build
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) $(CHECK_CFLAGS) -Itest -o $@ \
-	    $(LIB_SRCS) $(UNIT_SRCS) test/unit_main.c $(LIBS) $(CHECK_LIBS)
+	    $(LIB_SRCS) $(UNIT_SRCS) $(SENDFDS_SRCS) test/unit_main.c \
+	    $(LIBS) $(CHECK_LIBS)
 
 build/integration-tests: $(FRONTEND_SRCS) $(IT_SRCS) test/it_main.c \
 		$(UNIT_HDRS) $(HDRS) Makefile
@@ -65,6 +68,10 @@ build/integration-tests: $(FRONTEND_SRCS) $(IT_SRCS) test/it_main.c \
 	    $(FRONTEND_SRCS) $(IT_SRCS) test/it_main.c src/log.c \
 	    $(LIBS) $(CHECK_LIBS)
 
+# Every test that needs neither the network nor QEMU (a distribution can
+# run it in an offline build): unit and integration suites, each under
+# the sanitizers and the integration suites against the plain binary too,
+# the man page lint, the option check and the install test.
 check: $(PROG) build/$(PROG)-san build/unit-tests build/integration-tests
 	./build/unit-tests
 	VRNG_BIN=./build/$(PROG)-san ./build/integration-tests
@@ -72,7 +79,35 @@ check: $(PROG) build/$(PROG)-san build/unit-tests build/integration-tests
 	mandoc -Tlint -Wwarning man/$(PROG).8
 	scripts/check-options
 	MAKE="$(MAKE)" scripts/test-install
+
+# The end-to-end test: boots a Linux guest under QEMU against the daemon
+# (builds the guest in build/guest first, downloading Debian's kernel
+# package once).
+check-e2e: $(PROG)
 	scripts/e2e-test
+
+# Both, one after the other; CI runs this.
+check-all:
+	$(MAKE) check
+	$(MAKE) check-e2e
+
+# shellcheck, mandoc -Tlint, and every C file of the daemon and the tests
+# compiled by each of LINT_CCS with the build's -Wall -Wextra -Werror.
+LINT_CCS =	gcc clang
+SH_SCRIPTS =	$(shell grep -lsE '^\#!/bin/(ba)?sh' scripts/* .ci/run)
+LINT_SRCS =	$(SRCS) $(UNIT_SRCS) test/unit_main.c $(FRONTEND_SRCS) \
+		$(IT_SRCS) test/it_main.c test/bench.c
+
+lint:
+	shellcheck $(SH_SCRIPTS)
+	mandoc -Tlint -Wwarning man/$(PROG).8
+	@for cc in $(LINT_CCS); do \
+		echo "$$cc: $(WARNFLAGS): src/ and test/"; \
+		for f in $(LINT_SRCS); do \
+			$$cc $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itest -c \
+			    -o /dev/null $$f || exit 1; \
+		done; \
+	done
 
 demo: $(PROG)
 	scripts/demo
@@ -90,7 +125,7 @@ clean:
 	rm -rf build/obj build/unit-tests build/integration-tests \
 	    build/$(PROG)-san $(PROG)
 
-.PHONY: all check demo install uninstall clean
+.PHONY: all check check-e2e check-all lint demo install uninstall clean
 
 include scripts/install.mk
 

@@ -30,7 +30,5 @@ int	listeners_from_systemd(struct listener *, unsigned max, char *err,
 /* --fd: a listening socket or an accepted connection. */
 int	listener_from_fd(struct listener *, int fd, char *err, size_t errlen);
 void	listeners_close(struct listener *, unsigned n);
-/* sd_notify(3) "READY=1" if NOTIFY_SOCKET is set; quiet otherwise. */
-void	notify_systemd(const char *state);
 
 #endif

@@ -20,6 +20,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Callers pass monotonic_ns() as now_ns. */
+#include "clock.h"
+
 struct ratelimit {
 	uint64_t	 max_bytes;
 	uint64_t	 period_ns;
@@ -50,7 +53,5 @@ uint64_t ratelimit_take(struct ratelimit *, unsigned guest, uint64_t want,
 /* Returns unused bytes of a grant taken in the current period. */
 void	ratelimit_give_back(struct ratelimit *, unsigned guest, uint64_t bytes,
 	    uint64_t now_ns);
-
-uint64_t monotonic_ns(void);
 
 #endif

@@ -27,21 +27,92 @@ enum {
 	OPT_POLL_US,
 };
 
-static const struct option long_options[] = {
-	{ "socket-path",	required_argument,	NULL, 's' },
-	{ "socket-count",	required_argument,	NULL, 'c' },
-	{ "filename",		required_argument,	NULL, 'f' },
-	{ "rng-source",		required_argument,	NULL, 'f' },
-	{ "period",		required_argument,	NULL, 'p' },
-	{ "max-bytes",		required_argument,	NULL, 'm' },
-	{ "fd",			required_argument,	NULL, OPT_FD },
-	{ "print-capabilities",	no_argument,		NULL, OPT_PRINT_CAPS },
-	{ "poll-us",		required_argument,	NULL, OPT_POLL_US },
-	{ "verbose",		no_argument,		NULL, 'v' },
-	{ "help",		no_argument,		NULL, 'h' },
-	{ "version",		no_argument,		NULL, 'V' },
-	{ NULL,			0,			NULL, 0 },
+/*
+ * The options: getopt_long()'s table, the getopt string and --help are
+ * all made from this one table, so adding an option is one entry here
+ * (then its case in config_parse(), and its text in the man page and the
+ * README, which scripts/check-options compares with --help).
+ *
+ * help is a printf format for at most two unsigned values, v1 and v2;
+ * a '\n' in it continues the text on the next line of --help.  The short
+ * option is shown with the first entry that has it (--rng-source is an
+ * alias of --filename).
+ */
+static const struct opt {
+	const char	*name;
+	int		 has_arg;	/* no_argument or required_argument */
+	int		 val;		/* the short option, or OPT_* */
+	const char	*arg;		/* the value's name in --help */
+	const char	*help;
+	unsigned	 v1, v2;
+} opts[] = {
+	{ "socket-path", required_argument, 's', "PATH",
+	    "listen on PATH0 .. PATH<count-1>", 0, 0 },
+	{ "socket-count", required_argument, 'c', "N",
+	    "number of guests (1..%u, default 1)", CONFIG_MAX_SOCKETS, 0 },
+	{ "filename", required_argument, 'f', "FILE",
+	    "entropy source (default " CONFIG_DEFAULT_SOURCE ");", 0, 0 },
+	{ "rng-source", required_argument, 'f', "FILE",
+	    "same as --filename", 0, 0 },
+	{ "max-bytes", required_argument, 'm', "N",
+	    "at most N bytes per period for the\n"
+	    "whole daemon (default unlimited)", 0, 0 },
+	{ "period", required_argument, 'p', "MS",
+	    "rate-limit period, 1..%u ms\n(default %u)",
+	    CONFIG_MAX_PERIOD_MS, CONFIG_DEFAULT_PERIOD_MS },
+	{ "fd", required_argument, OPT_FD, "FDNUM",
+	    "serve the socket open on FDNUM", 0, 0 },
+	{ "poll-us", required_argument, OPT_POLL_US, "N",
+	    "after serving, spin on the ring for\n"
+	    "up to N us before sleeping (0..%u,\n"
+	    "default 0: off; costs CPU)", CONFIG_MAX_POLL_US, 0 },
+	{ "print-capabilities", no_argument, OPT_PRINT_CAPS, NULL,
+	    "print the back-end JSON and exit", 0, 0 },
+	{ "verbose", no_argument, 'v', NULL,
+	    "more logging (twice: debug)", 0, 0 },
+	{ "help", no_argument, 'h', NULL, "this help", 0, 0 },
+	{ "version", no_argument, 'V', NULL, "print the version", 0, 0 },
 };
+
+#define NOPTS		(sizeof(opts) / sizeof(opts[0]))
+/* Where the help text starts in a line of --help. */
+#define HELP_COLUMN	27
+
+/* Whether opts[i] is the first entry with its short option. */
+static bool
+shows_short(size_t i)
+{
+	size_t j;
+
+	if (opts[i].val >= 0x100)
+		return false;
+	for (j = 0; j < i; j++)
+		if (opts[j].val == opts[i].val)
+			return false;
+	return true;
+}
+
+/* getopt_long()'s table and option string ("+:s:c:..."), from opts. */
+static void
+getopt_tables(struct option *lo, char *shortopts, size_t len)
+{
+	size_t i, n = 0;
+
+	shortopts[n++] = ':';
+	for (i = 0; i < NOPTS; i++) {
+		lo[i].name = opts[i].name;
+		lo[i].has_arg = opts[i].has_arg;
+		lo[i].flag = NULL;
+		lo[i].val = opts[i].val;
+		if (!shows_short(i) || n + 3 > len)
+			continue;
+		shortopts[n++] = (char)opts[i].val;
+		if (opts[i].has_arg == required_argument)
+			shortopts[n++] = ':';
+	}
+	memset(&lo[NOPTS], 0, sizeof(lo[NOPTS]));
+	shortopts[n] = '\0';
+}
 
 void
 config_defaults(struct config *cfg)
@@ -57,33 +128,40 @@ config_defaults(struct config *cfg)
 void
 config_usage(FILE *fp)
 {
+	char left[64], text[256], *line, *next;
+	size_t i;
+	int n;
+
 	fprintf(fp,
 	    "usage: %s -s path [-v] [-c count] [-f file] [-m bytes] [-p ms]\n"
 	    "       %s --fd fdnum [-v] [-f file] [-m bytes] [-p ms]\n"
 	    "       %s [-v] [-f file] [-m bytes] [-p ms]   (systemd "
 	    "socket activation)\n"
 	    "       %s --print-capabilities | -h | -V\n"
-	    "\n"
-	    "  -s, --socket-path=PATH   listen on PATH0 .. PATH<count-1>\n"
-	    "  -c, --socket-count=N     number of guests (1..%u, default 1)\n"
-	    "  -f, --filename=FILE      entropy source (default %s);\n"
-	    "      --rng-source=FILE    same as --filename\n"
-	    "  -m, --max-bytes=N        at most N bytes per period for the\n"
-	    "                           whole daemon (default unlimited)\n"
-	    "  -p, --period=MS          rate-limit period, 1..%u ms\n"
-	    "                           (default %u)\n"
-	    "      --fd=FDNUM           serve the socket open on FDNUM\n"
-	    "      --poll-us=N          after serving, spin on the ring for\n"
-	    "                           up to N us before sleeping (0..%u,\n"
-	    "                           default 0: off; costs CPU)\n"
-	    "      --print-capabilities print the back-end JSON and exit\n"
-	    "  -v, --verbose            more logging (twice: debug)\n"
-	    "  -h, --help               this help\n"
-	    "  -V, --version            print the version\n",
-	    getprogname(), getprogname(), getprogname(), getprogname(),
-	    CONFIG_MAX_SOCKETS,
-	    CONFIG_DEFAULT_SOURCE, CONFIG_MAX_PERIOD_MS,
-	    CONFIG_DEFAULT_PERIOD_MS, CONFIG_MAX_POLL_US);
+	    "\n",
+	    getprogname(), getprogname(), getprogname(), getprogname());
+	for (i = 0; i < NOPTS; i++) {
+		if (shows_short(i))
+			n = snprintf(left, sizeof(left), "  -%c, --%s%s%s",
+			    opts[i].val, opts[i].name,
+			    opts[i].arg != NULL ? "=" : "",
+			    opts[i].arg != NULL ? opts[i].arg : "");
+		else
+			n = snprintf(left, sizeof(left), "      --%s%s%s",
+			    opts[i].name, opts[i].arg != NULL ? "=" : "",
+			    opts[i].arg != NULL ? opts[i].arg : "");
+		snprintf(text, sizeof(text), opts[i].help, opts[i].v1,
+		    opts[i].v2);
+		fprintf(fp, "%s%*s", left,
+		    n < HELP_COLUMN ? HELP_COLUMN - n : 1, "");
+		for (line = text; line != NULL; line = next) {
+			if ((next = strchr(line, '\n')) != NULL)
+				*next++ = '\0';
+			fprintf(fp, "%s\n", line);
+			if (next != NULL)
+				fprintf(fp, "%*s", HELP_COLUMN, "");
+		}
+	}
 }
 
 static enum config_result
@@ -138,11 +216,14 @@ enum config_result
 config_parse(struct config *cfg, int argc, char *argv[], char *err,
     size_t errlen)
 {
+	struct option long_options[NOPTS + 1];
+	char shortopts[2 * NOPTS + 2];
 	const char *why;
 	uint64_t v;
 	int ch, i;
 
 	err[0] = '\0';
+	getopt_tables(long_options, shortopts, sizeof(shortopts));
 	/*
 	 * vhost-user.rst "Backend program conventions": with
 	 * --print-capabilities, "other options and arguments should be
@@ -159,7 +240,7 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 	 */
 	optind = 0;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":s:c:f:p:m:vhV", long_options,
+	while ((ch = getopt_long(argc, argv, shortopts, long_options,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 's':

@@ -1,4 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The entropy source: opening it (character device, FIFO or regular
+ * file), non-blocking reads shared by all guest threads, a FIFO reopened
+ * when its writer leaves, read errors logged once per streak.  See
+ * entropy.h.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -23,6 +23,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "guest.h"
 #include "ioguard.h"
 #include "log.h"

@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Where front-ends come from: the sockets we create (--socket-path),
+ * those systemd passes (LISTEN_FDS) and the one --fd names; closing them
+ * and removing the socket files we made.  See listener.h.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -198,36 +203,4 @@ listeners_close(struct listener *ls, unsigned n)
 			log_warn("removing %s", ls[i].path);
 		ls[i].created = false;
 	}
-}
-
-void
-notify_systemd(const char *state)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sun;
-	socklen_t len;
-	int fd;
-
-	if (path == NULL || path[0] == '\0')
-		return;
-	if ((path[0] != '/' && path[0] != '@') ||
-	    strlen(path) >= sizeof(sun.sun_path)) {
-		log_warnx("NOTIFY_SOCKET=%s: not a usable socket path", path);
-		return;
-	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	if (sun.sun_path[0] == '@')
-		sun.sun_path[0] = '\0';	/* abstract namespace */
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-	    strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
-		log_warn("notify socket");
-		return;
-	}
-	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL,
-	    (struct sockaddr *)&sun, len) < 0)
-		log_warn("notifying systemd at %s", path);
-	close(fd);
 }

@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Logging: the level, "guest N:" prefixes per thread, and the per-guest
+ * budget for lines a guest's errors cause.  See log.h.
+ */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "entropy.h"
 #include "guest.h"
@@ -27,6 +28,7 @@
 #include "listener.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "sdnotify.h"
 #include "vu_proto.h"
 
 /* How long SIGTERM waits for the guest threads. */

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "frontend.h"
 
 #define MAX_GUESTS	8

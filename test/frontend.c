@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The fake QEMU of the integration tests.  See frontend.h.
+ * The fake QEMU of the integration tests (fe_*).  See frontend.h; the
+ * daemon it talks to is started by daemon.c.
  *
  * Everything here has a timeout: a daemon that stops answering makes a
  * test fail, never hang.  Every fd is created close-on-exec, so that a
@@ -27,17 +28,16 @@
 #include <unistd.h>
 
 #include "frontend.h"
+#include "sendfds.h"
 
-/* A daemon under the sanitizers starts slowly on a busy machine. */
-#define START_TIMEOUT_MS	10000
 #define REPLY_TIMEOUT_MS	3000
 /* Byte the part of a memfd before mmap_offset is filled with. */
 #define PREFIX_BYTE		0xee
 
 static char errbuf[1024];
 
-static void
-seterr(const char *fmt, ...)
+void
+fe_seterr(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -85,503 +85,6 @@ left_ms(int64_t deadline)
 	return l < 0 ? 0 : (int)l;
 }
 
-/* ---- the daemon ---------------------------------------------------- */
-
-void
-vd_opts_init(struct vd_opts *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->keep_fd = -1;
-	o->systemd_fd = -1;
-}
-
-int
-vd_init(struct vd *vd)
-{
-	const char *run = getenv("VRNG_IT_RUNDIR");
-	char tmpl[sizeof(vd->dir)];
-
-	memset(vd, 0, sizeof(*vd));
-	vd->pid = -1;
-	if (run == NULL)
-		run = "/tmp";
-	snprintf(tmpl, sizeof(tmpl), "%s/t.XXXXXX", run);
-	if (mkdtemp(tmpl) == NULL) {
-		seterr("mkdtemp %s: %s", tmpl, strerror(errno));
-		return -1;
-	}
-	snprintf(vd->dir, sizeof(vd->dir), "%s", tmpl);
-	snprintf(vd->base, sizeof(vd->base), "%s/rng.sock", vd->dir);
-	snprintf(vd->log, sizeof(vd->log), "%s/stderr.log", vd->dir);
-	return 0;
-}
-
-const char *
-vd_path(const struct vd *vd, const char *name, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/%s", vd->dir, name);
-	return buf;
-}
-
-const char *
-vd_sock(const struct vd *vd, unsigned i, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s%u", vd->base, i);
-	return buf;
-}
-
-/*
- * In the child, between fork and exec.  The test process has one thread,
- * so setenv() here is safe although not async-signal-safe.
- */
-static void __attribute__((noreturn))
-child_exec(const char *bin, char *const argv[], pid_t parent, int nullfd,
-    int outfd, int logfd, const struct vd_opts *o)
-{
-	char pidbuf[32];
-	sigset_t none;
-	int keep = -1, fd, max;
-
-	/* A test that dies (failed assertion, timeout) takes us along. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	if (dup2(nullfd, 0) < 0 || dup2(outfd, 1) < 0 || dup2(logfd, 2) < 0)
-		_exit(127);
-	if (o->systemd_fd >= 0) {
-		if (o->systemd_fd != 3 && dup2(o->systemd_fd, 3) < 0)
-			_exit(127);
-		fcntl(3, F_SETFD, 0);
-		keep = 3;
-	} else if (o->keep_fd >= 0) {
-		/* --fd=N: N must survive exec. */
-		fcntl(o->keep_fd, F_SETFD, 0);
-		keep = o->keep_fd;
-	}
-	/* Whatever else the test process has open is none of its business. */
-	max = (int)sysconf(_SC_OPEN_MAX);
-	if (max < 0 || max > 65536)
-		max = 65536;
-	for (fd = 3; fd < max; fd++)
-		if (fd != keep)
-			close(fd);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDNAMES");
-	if (o->systemd_fd >= 0) {
-		snprintf(pidbuf, sizeof(pidbuf), "%ld", o->systemd_wrong_pid ?
-		    (long)getppid() : (long)getpid());
-		setenv("LISTEN_FDS", "1", 1);
-		setenv("LISTEN_PID", pidbuf, 1);
-	}
-	execv(bin, argv);
-	_exit(127);
-}
-
-/* Reaps the daemon if it exited; true if it did (or was reaped). */
-static bool
-try_reap(struct vd *vd)
-{
-	int st;
-	pid_t r;
-
-	if (vd->reaped || vd->pid <= 0)
-		return true;
-	r = waitpid(vd->pid, &st, WNOHANG);
-	if (r == vd->pid) {
-		vd->status = st;
-		vd->reaped = true;
-		return true;
-	}
-	return false;
-}
-
-bool
-vd_alive(struct vd *vd)
-{
-	return vd->pid > 0 && !try_reap(vd);
-}
-
-int
-vd_spawn(struct vd *vd, const struct vd_opts *o)
-{
-	char bin[PATH_MAX], count[16], outpath[300];
-	const char *env = getenv("VRNG_BIN");
-	char *argv[48];
-	int argc = 0, nullfd, outfd, logfd, expect, i;
-	int64_t deadline;
-	pid_t parent = getpid();
-
-	if (env == NULL || env[0] == '\0')
-		env = "./vhost-device-rng";
-	if (realpath(env, bin) == NULL) {
-		seterr("daemon binary %s: %s", env, strerror(errno));
-		return -1;
-	}
-	argv[argc++] = bin;
-	if (!o->quiet)
-		argv[argc++] = (char *)"-v";
-	if (o->nsock > 0) {
-		snprintf(count, sizeof(count), "%u", o->nsock);
-		argv[argc++] = (char *)"-s";
-		argv[argc++] = vd->base;
-		argv[argc++] = (char *)"-c";
-		argv[argc++] = count;
-	}
-	for (i = 0; i < 16 && o->args[i] != NULL; i++)
-		argv[argc++] = (char *)o->args[i];
-	argv[argc] = NULL;
-	vd->nsock = o->nsock;
-
-	snprintf(outpath, sizeof(outpath), "%s/stdout.log", vd->dir);
-	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	outfd = open(outpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-	    0644);
-	logfd = open(vd->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-	    0644);
-	if (nullfd < 0 || outfd < 0 || logfd < 0) {
-		seterr("opening the daemon's stdio: %s", strerror(errno));
-		return -1;
-	}
-	vd->reaped = false;
-	vd->pid = fork();
-	if (vd->pid == 0)
-		child_exec(bin, argv, parent, nullfd, outfd, logfd, o);
-	close(nullfd);
-	close(outfd);
-	close(logfd);
-	if (vd->pid < 0) {
-		seterr("fork: %s", strerror(errno));
-		return -1;
-	}
-	if (o->no_wait || (o->quiet && o->nsock == 0))
-		return 0;
-
-	/*
-	 * Ready when it said "listening on" for every socket (-v); for
-	 * sockets it creates, also when the socket files exist.
-	 */
-	expect = o->quiet ? 0 : o->nsock > 0 ? (int)o->nsock : 1;
-	deadline = fe_now_ms() + START_TIMEOUT_MS;
-	for (;;) {
-		bool ready = expect == 0 ||
-		    vd_log_count(vd, "listening on") >= expect;
-		unsigned s;
-
-		for (s = 0; ready && s < o->nsock; s++) {
-			char path[256];
-			struct stat st;
-
-			vd_sock(vd, s, path, sizeof(path));
-			if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
-				ready = false;
-		}
-		if (ready)
-			return 0;
-		if (!vd_alive(vd)) {
-			seterr("daemon exited during start (status 0x%x): %s",
-			    vd->status, vd_log_text(vd));
-			return -1;
-		}
-		if (fe_now_ms() > deadline) {
-			seterr("daemon not ready after %d ms: %s",
-			    START_TIMEOUT_MS, vd_log_text(vd));
-			return -1;
-		}
-		fe_sleep_ms(5);
-	}
-}
-
-int
-vd_start(struct vd *vd, unsigned nsock, ...)
-{
-	struct vd_opts o;
-	const char *a;
-	va_list ap;
-	int n = 0;
-
-	vd_opts_init(&o);
-	o.nsock = nsock;
-	va_start(ap, nsock);
-	while ((a = va_arg(ap, const char *)) != NULL && n < 15)
-		o.args[n++] = a;
-	va_end(ap);
-	if (vd_init(vd) < 0)
-		return -1;
-	return vd_spawn(vd, &o);
-}
-
-int
-vd_wait_exit(struct vd *vd, int timeout_ms)
-{
-	int64_t deadline = fe_now_ms() + timeout_ms;
-
-	while (!try_reap(vd)) {
-		if (fe_now_ms() >= deadline) {
-			seterr("daemon still running after %d ms", timeout_ms);
-			return -1;
-		}
-		fe_sleep_ms(2);
-	}
-	if (WIFEXITED(vd->status))
-		return WEXITSTATUS(vd->status);
-	seterr("daemon died of signal %d", WTERMSIG(vd->status));
-	return -1;
-}
-
-int
-vd_stop(struct vd *vd, int timeout_ms)
-{
-	int64_t t0 = fe_now_ms();
-	int rc;
-
-	if (vd->pid <= 0)
-		return -1;
-	if (!try_reap(vd))
-		kill(vd->pid, SIGTERM);
-	rc = vd_wait_exit(vd, timeout_ms);
-	vd->stop_ms = fe_now_ms() - t0;
-	if (!vd->reaped) {
-		kill(vd->pid, SIGKILL);
-		waitpid(vd->pid, &vd->status, 0);
-		vd->reaped = true;
-		seterr("daemon ignored SIGTERM for %d ms: %s", timeout_ms,
-		    vd_log_text(vd));
-		return -1;
-	}
-	return rc;
-}
-
-int
-vd_stop_clean(struct vd *vd)
-{
-	static const char *const bad[] = { "AddressSanitizer",
-	    "LeakSanitizer", "runtime error", "fatal:" };
-	unsigned i;
-	int rc;
-
-	rc = vd_stop(vd, 5000);
-	if (rc != 0) {
-		if (vd->reaped && WIFEXITED(vd->status))
-			seterr("daemon exited with %d: %s", rc,
-			    vd_log_text(vd));
-		else if (vd->reaped && WIFSIGNALED(vd->status))
-			seterr("daemon died of signal %d: %s",
-			    WTERMSIG(vd->status), vd_log_text(vd));
-		return -1;
-	}
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (vd_log_count(vd, bad[i]) > 0) {
-			seterr("daemon log has \"%s\": %s", bad[i],
-			    vd_log_text(vd));
-			return -1;
-		}
-	return 0;
-}
-
-void
-vd_cleanup(struct vd *vd)
-{
-	if (vd->pid > 0 && !try_reap(vd)) {
-		kill(vd->pid, SIGKILL);
-		waitpid(vd->pid, &vd->status, 0);
-		vd->reaped = true;
-	}
-}
-
-/* Reads the log into a malloc'ed, NUL-terminated buffer. */
-static char *
-slurp(const char *path, size_t *lenp)
-{
-	size_t cap = 8192, len = 0;
-	char *buf = malloc(cap);
-	ssize_t n;
-	int fd;
-
-	if (buf == NULL)
-		return NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		for (;;) {
-			if (cap - len < 4096) {
-				char *nb = realloc(buf, cap * 2);
-
-				if (nb == NULL)
-					break;
-				buf = nb;
-				cap *= 2;
-			}
-			n = read(fd, buf + len, cap - len - 1);
-			if (n <= 0)
-				break;
-			len += (size_t)n;
-		}
-		close(fd);
-	}
-	buf[len] = '\0';
-	if (lenp != NULL)
-		*lenp = len;
-	return buf;
-}
-
-int
-vd_log_count(const struct vd *vd, const char *needle)
-{
-	size_t len, nlen = strlen(needle);
-	char *buf = slurp(vd->log, &len), *p;
-	int n = 0;
-
-	if (buf == NULL)
-		return -1;
-	for (p = buf; (p = memmem(p, len - (size_t)(p - buf), needle,
-	    nlen)) != NULL; p += nlen)
-		n++;
-	free(buf);
-	return n;
-}
-
-bool
-vd_log_wait(const struct vd *vd, const char *needle, int n, int timeout_ms)
-{
-	int64_t deadline = fe_now_ms() + timeout_ms;
-
-	while (vd_log_count(vd, needle) < n) {
-		if (fe_now_ms() >= deadline)
-			return false;
-		fe_sleep_ms(5);
-	}
-	return true;
-}
-
-const char *
-vd_log_text(const struct vd *vd)
-{
-	static char text[3000];
-	size_t len;
-	char *buf = slurp(vd->log, &len);
-
-	if (buf == NULL)
-		return "(no log)";
-	/* The end of the log says most about a failure. */
-	snprintf(text, sizeof(text), "\n--- daemon log%s ---\n%s",
-	    len >= sizeof(text) - 40 ? " (tail)" : "",
-	    len >= sizeof(text) - 40 ? buf + len - (sizeof(text) - 40) : buf);
-	free(buf);
-	return text;
-}
-
-int
-vd_count_fds(const struct vd *vd)
-{
-	struct dirent *de;
-	char path[64];
-	DIR *d;
-	int n = 0;
-
-	/* What "ls /proc/<pid>/fd | wc -l" prints. */
-	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)vd->pid);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-int
-vd_count_memfd_maps(const struct vd *vd)
-{
-	char path[64], *buf, *p;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%ld/maps", (long)vd->pid);
-	if ((buf = slurp(path, NULL)) == NULL)
-		return -1;
-	for (p = buf; (p = strstr(p, "memfd:")) != NULL; p++)
-		n++;
-	free(buf);
-	return n;
-}
-
-int64_t
-vd_cpu_ms(const struct vd *vd)
-{
-	unsigned long long ut, st;
-	char path[64], *buf, *p;
-	long hz = sysconf(_SC_CLK_TCK);
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)vd->pid);
-	if ((buf = slurp(path, NULL)) == NULL)
-		return -1;
-	/* Fields 14 and 15, counted after the ")" that ends the name. */
-	p = strrchr(buf, ')');
-	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
-	    "%*u %*u %llu %llu", &ut, &st) != 2) {
-		free(buf);
-		return -1;
-	}
-	free(buf);
-	return (int64_t)((ut + st) * 1000 / (unsigned long long)hz);
-}
-
-/* The number after "\n<field>" in a /proc status file, or -1. */
-static int64_t
-status_field(const char *path, const char *field)
-{
-	char *buf, *p;
-	long long v;
-	int64_t ret = -1;
-
-	if ((buf = slurp(path, NULL)) == NULL)
-		return -1;
-	/* At a line start: "nonvoluntary_..." must not match "voluntary_". */
-	for (p = buf; (p = strstr(p, field)) != NULL; p++)
-		if (p == buf || p[-1] == '\n') {
-			if (sscanf(p + strlen(field), " %lld", &v) == 1)
-				ret = v;
-			break;
-		}
-	free(buf);
-	return ret;
-}
-
-int64_t
-vd_ctxt_switches(const struct vd *vd)
-{
-	struct dirent *de;
-	char path[300];
-	int64_t sum = 0, v;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%ld/task", (long)vd->pid);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/task/%s/status",
-		    (long)vd->pid, de->d_name);
-		/* A thread that ended meanwhile counts for nothing. */
-		if ((v = status_field(path, "voluntary_ctxt_switches:")) > 0)
-			sum += v;
-	}
-	closedir(d);
-	return sum;
-}
-
-int64_t
-vd_vm_kib(const struct vd *vd)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)vd->pid);
-	return status_field(path, "VmSize:");
-}
-
 /* ---- messages ------------------------------------------------------ */
 
 void
@@ -621,7 +124,7 @@ fe_connect(struct fe *fe, const char *path, int timeout_ms)
 	for (;;) {
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
-			seterr("socket: %s", strerror(errno));
+			fe_seterr("socket: %s", strerror(errno));
 			return -1;
 		}
 		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
@@ -629,7 +132,7 @@ fe_connect(struct fe *fe, const char *path, int timeout_ms)
 		close(fd);
 		if ((errno != ENOENT && errno != ECONNREFUSED &&
 		    errno != EAGAIN) || fe_now_ms() >= deadline) {
-			seterr("connect %s: %s", path, strerror(errno));
+			fe_seterr("connect %s: %s", path, strerror(errno));
 			return -1;
 		}
 		fe_sleep_ms(5);
@@ -648,41 +151,20 @@ int
 fe_send_bytes(struct fe *fe, const void *buf, size_t len, const int *fds,
     unsigned nfds)
 {
-	union {
-		char buf[CMSG_SPACE(16 * sizeof(int))];
-		struct cmsghdr align;
-	} control;
 	struct iovec iov = { (void *)(uintptr_t)buf, len };
-	struct msghdr mh;
-	struct cmsghdr *cmsg;
 	ssize_t n;
 
-	memset(&mh, 0, sizeof(mh));
-	memset(&control, 0, sizeof(control));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
 	if (nfds > 16) {
-		seterr("too many fds");
+		fe_seterr("too many fds");
 		return -1;
 	}
-	if (nfds > 0) {
-		mh.msg_control = control.buf;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		cmsg = CMSG_FIRSTHDR(&mh);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(cmsg), fds, nfds * sizeof(int));
-	}
-	do {
-		n = sendmsg(fe->sock, &mh, MSG_NOSIGNAL);
-	} while (n < 0 && errno == EINTR);
+	n = send_fds(fe->sock, &iov, 1, fds, nfds);
 	if (n < 0) {
-		seterr("sendmsg: %s", strerror(errno));
+		fe_seterr("sendmsg: %s", strerror(errno));
 		return -1;
 	}
 	if ((size_t)n != len) {
-		seterr("short sendmsg (%zd of %zu)", n, len);
+		fe_seterr("short sendmsg (%zd of %zu)", n, len);
 		return -1;
 	}
 	return 0;
@@ -695,7 +177,7 @@ fe_send(struct fe *fe, uint32_t req, uint32_t flags, const void *payload,
 	struct fe_msg m;
 
 	if (size > sizeof(m.p)) {
-		seterr("payload too large for fe_send");
+		fe_seterr("payload too large for fe_send");
 		return -1;
 	}
 	memset(&m, 0, sizeof(m));
@@ -722,20 +204,20 @@ read_deadline(int fd, void *buf, size_t len, int64_t deadline)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			seterr("no reply within the timeout (%zu of %zu "
+			fe_seterr("no reply within the timeout (%zu of %zu "
 			    "bytes)", got, len);
 			return -1;
 		}
 		n = recv(fd, p + got, len - got, MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno == ECONNRESET)) {
-			seterr("connection closed by the daemon (%zu of %zu "
+			fe_seterr("connection closed by the daemon (%zu of %zu "
 			    "bytes)", got, len);
 			return got == 0 ? -2 : -1;
 		}
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				continue;
-			seterr("recv: %s", strerror(errno));
+			fe_seterr("recv: %s", strerror(errno));
 			return -1;
 		}
 		got += (size_t)n;
@@ -754,7 +236,7 @@ fe_recv(struct fe *fe, struct fe_msg *m, int timeout_ms)
 	    deadline)) < 0)
 		return r;
 	if (m->hdr.size > sizeof(m->p)) {
-		seterr("reply with a %u-byte payload", m->hdr.size);
+		fe_seterr("reply with a %u-byte payload", m->hdr.size);
 		return -1;
 	}
 	if (m->hdr.size > 0 && read_deadline(fe->sock, &m->p, m->hdr.size,
@@ -763,7 +245,7 @@ fe_recv(struct fe *fe, struct fe_msg *m, int timeout_ms)
 	/* vhost-user.rst: replies carry version 1 and the reply flag. */
 	if ((m->hdr.flags & 0x3) != FE_FLAG_VERSION ||
 	    !(m->hdr.flags & FE_FLAG_REPLY)) {
-		seterr("reply to %u with flags 0x%x", m->hdr.request,
+		fe_seterr("reply to %u with flags 0x%x", m->hdr.request,
 		    m->hdr.flags);
 		return -1;
 	}
@@ -784,7 +266,7 @@ fe_peer_closed(struct fe *fe, int timeout_ms)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			seterr("connection still open after %d ms",
+			fe_seterr("connection still open after %d ms",
 			    timeout_ms);
 			return false;
 		}
@@ -792,7 +274,7 @@ fe_peer_closed(struct fe *fe, int timeout_ms)
 		if (n == 0 || (n < 0 && errno == ECONNRESET))
 			return true;
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			seterr("recv: %s", strerror(errno));
+			fe_seterr("recv: %s", strerror(errno));
 			return false;
 		}
 		/* A reply we did not wait for: keep reading. */
@@ -809,8 +291,8 @@ fe_get_u64(struct fe *fe, uint32_t req, uint64_t *out)
 	if (fe_recv(fe, &m, REPLY_TIMEOUT_MS) < 0)
 		return -1;
 	if (m.hdr.request != req || m.hdr.size != 8) {
-		seterr("request %u: reply %u of %u bytes", req, m.hdr.request,
-		    m.hdr.size);
+		fe_seterr("request %u: reply %u of %u bytes", req,
+		    m.hdr.request, m.hdr.size);
 		return -1;
 	}
 	*out = m.p.u64;
@@ -831,12 +313,12 @@ fe_request(struct fe *fe, uint32_t req, const void *payload, uint32_t size,
 	if (fe_recv(fe, &m, REPLY_TIMEOUT_MS) < 0)
 		return -1;
 	if (m.hdr.request != req || m.hdr.size != 8) {
-		seterr("request %u: ack %u of %u bytes", req, m.hdr.request,
+		fe_seterr("request %u: ack %u of %u bytes", req, m.hdr.request,
 		    m.hdr.size);
 		return -1;
 	}
 	if (m.p.u64 != 0) {
-		seterr("request %u: nack %llu", req,
+		fe_seterr("request %u: nack %llu", req,
 		    (unsigned long long)m.p.u64);
 		return 1;
 	}
@@ -879,7 +361,7 @@ fe_get_vring_base(struct fe *fe, uint32_t *base)
 		return -1;
 	if (m.hdr.request != FE_GET_VRING_BASE || m.hdr.size != sizeof(s) ||
 	    m.p.state.index != 0) {
-		seterr("GET_VRING_BASE: reply %u of %u bytes, index %u",
+		fe_seterr("GET_VRING_BASE: reply %u of %u bytes, index %u",
 		    m.hdr.request, m.hdr.size, m.p.state.index);
 		return -1;
 	}
@@ -1073,7 +555,7 @@ fe_alloc(struct fe *fe, uint64_t len, uint64_t align)
 	if (align > 1)
 		g = (g + align - 1) & ~(align - 1);
 	if (g > end || len > end - g) {
-		seterr("guest memory heap exhausted");
+		fe_seterr("guest memory heap exhausted");
 		return UINT64_MAX;
 	}
 	fe->heap = g + len;
@@ -1089,7 +571,7 @@ fe_mem_create(struct fe *fe, const struct fe_cfg *c)
 	fe->cfg = *c;
 	if (c->nregions == 0 || c->nregions > FE_MAX_REGIONS ||
 	    c->mem_size % c->nregions != 0) {
-		seterr("bad region count");
+		fe_seterr("bad region count");
 		return -1;
 	}
 	per = c->mem_size / c->nregions;
@@ -1100,13 +582,13 @@ fe_mem_create(struct fe *fe, const struct fe_cfg *c)
 		r->fd = memfd_create("vrng-it-guest", MFD_CLOEXEC);
 		if (r->fd < 0 || ftruncate(r->fd, (off_t)(c->mmap_offset +
 		    per)) < 0) {
-			seterr("memfd: %s", strerror(errno));
+			fe_seterr("memfd: %s", strerror(errno));
 			return -1;
 		}
 		p = mmap(NULL, c->mmap_offset + per, PROT_READ | PROT_WRITE,
 		    MAP_SHARED, r->fd, 0);
 		if (p == MAP_FAILED) {
-			seterr("mmap: %s", strerror(errno));
+			fe_seterr("mmap: %s", strerror(errno));
 			return -1;
 		}
 		r->map = p;
@@ -1130,7 +612,7 @@ fe_mem_create(struct fe *fe, const struct fe_cfg *c)
 	fe->used_gpa = (off + 3) & ~3ull;
 	fe->ring_end_gpa = fe->used_gpa + 6 + 8ull * c->qsize;
 	if (fe->ring_end_gpa - c->gpa > per) {
-		seterr("rings do not fit region 0");
+		fe_seterr("rings do not fit region 0");
 		return -1;
 	}
 	fe->desc = fe_host(fe, fe->desc_gpa);
@@ -1138,7 +620,7 @@ fe_mem_create(struct fe *fe, const struct fe_cfg *c)
 	fe->used = fe_host(fe, fe->used_gpa);
 	fe->shadow = calloc(c->qsize, sizeof(*fe->shadow));
 	if (fe->shadow == NULL) {
-		seterr("out of memory");
+		fe_seterr("out of memory");
 		return -1;
 	}
 	fe->heap_start = fe->heap = ((fe->ring_end_gpa + 4095) & ~4095ull) +
@@ -1148,7 +630,7 @@ fe_mem_create(struct fe *fe, const struct fe_cfg *c)
 	fe->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	fe->err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (fe->kick < 0 || fe->call < 0 || fe->err < 0) {
-		seterr("eventfd: %s", strerror(errno));
+		fe_seterr("eventfd: %s", strerror(errno));
 		return -1;
 	}
 	fe_ring_reset(fe, 0);
@@ -1162,19 +644,19 @@ fe_add_region(struct fe *fe, uint64_t gpa, uint64_t size, uint64_t uva)
 	void *p;
 
 	if (fe->nreg >= FE_MAX_REGIONS) {
-		seterr("no room for another region");
+		fe_seterr("no room for another region");
 		return -1;
 	}
 	r = &fe->reg[fe->nreg];
 	memset(r, 0, sizeof(*r));
 	r->fd = memfd_create("vrng-it-hotplug", MFD_CLOEXEC);
 	if (r->fd < 0 || ftruncate(r->fd, (off_t)size) < 0) {
-		seterr("memfd: %s", strerror(errno));
+		fe_seterr("memfd: %s", strerror(errno));
 		return -1;
 	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
 	if (p == MAP_FAILED) {
-		seterr("mmap: %s", strerror(errno));
+		fe_seterr("mmap: %s", strerror(errno));
 		close(r->fd);
 		return -1;
 	}
@@ -1431,7 +913,7 @@ take_descs(struct fe *fe, unsigned n, uint16_t *idx)
 	uint16_t d = fe->free_head;
 
 	if (n == 0 || n > fe->nfree) {
-		seterr("%u descriptors wanted, %u free", n, fe->nfree);
+		fe_seterr("%u descriptors wanted, %u free", n, fe->nfree);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
@@ -1489,7 +971,7 @@ fe_post_indirect(struct fe *fe, uint64_t table_gpa, const struct fe_buf *b,
 		d.next = (uint16_t)(i + 1 < n ? i + 1 : 0);
 		if (fe_write_mem(fe, table_gpa + 16ull * i, &d,
 		    sizeof(d)) < 0) {
-			seterr("indirect table outside guest memory");
+			fe_seterr("indirect table outside guest memory");
 			return -1;
 		}
 	}
@@ -1511,7 +993,7 @@ fe_kick(struct fe *fe)
 	uint64_t one = 1;
 
 	if (write(fe->kick, &one, sizeof(one)) < 0)
-		seterr("kick: %s", strerror(errno));
+		fe_seterr("kick: %s", strerror(errno));
 }
 
 uint16_t
@@ -1653,24 +1135,24 @@ fe_serve_one(struct fe *fe, uint32_t len, int timeout_ms)
 		return -1;
 	fe_kick(fe);
 	if (fe_wait_used(fe, 1, timeout_ms) < 1) {
-		seterr("no completion within %d ms", timeout_ms);
+		fe_seterr("no completion within %d ms", timeout_ms);
 		return -1;
 	}
 	fe_get_used(fe, &u);
 	if (u.id != (uint32_t)head || u.len != len) {
-		seterr("used entry id %u len %u, expected id %d len %u", u.id,
-		    u.len, head, len);
+		fe_seterr("used entry id %u len %u, expected id %d len %u",
+		    u.id, u.len, head, len);
 		return -1;
 	}
 	same = fe_canary_count(fe, gpa, len);
 	if (same > len / 8 + 4) {
-		seterr("%llu of %u bytes still hold the canary",
+		fe_seterr("%llu of %u bytes still hold the canary",
 		    (unsigned long long)same, len);
 		return -1;
 	}
 	if (fe_canary_count(fe, gpa - 64, 64) != 64 ||
 	    fe_canary_count(fe, gpa + len, 64) != 64) {
-		seterr("bytes around the buffer were written");
+		fe_seterr("bytes around the buffer were written");
 		return -1;
 	}
 	return 0;
@@ -1690,7 +1172,7 @@ fe_listen_unix(const char *path)
 		return -1;
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
 	    listen(fd, 4) < 0) {
-		seterr("listen %s: %s", path, strerror(errno));
+		fe_seterr("listen %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}

@@ -10,6 +10,7 @@
 
 #include <check.h>
 
+#include "daemon.h"
 #include "frontend.h"
 
 /* Generous: a test is a few seconds at most, but the machine is noisy. */
@@ -32,10 +33,27 @@
 	    (unsigned)(i), fe_errstr(), vd_log_text(vd));		\
 } while (0)
 
+/*
+ * The one-guest set-up: a daemon with one socket and extra arguments
+ * (NULL-terminated), and the front-end fe on its socket 0 with the
+ * settings of cfg (fe_cfg_init() and whatever the test changes).
+ */
+#define IT_ONE_GUEST(vd, fe, cfg, ...) do {				\
+	IT_START((vd), 1, __VA_ARGS__);					\
+	IT_OPEN((fe), (vd), 0, (cfg));					\
+} while (0)
+
 /* SIGTERM; the daemon must exit 0 with no sanitizer report. */
 #define IT_STOP(vd)							\
 	ck_assert_msg(vd_stop_clean(vd) == 0, "daemon exit: %s",	\
 	    fe_errstr())
+
+/* The usual end: close fe, stop the daemon (IT_STOP), remove it. */
+#define IT_END(vd, fe) do {						\
+	fe_close(fe);							\
+	IT_STOP(vd);							\
+	vd_cleanup(vd);							\
+} while (0)
 
 #define IT_SERVE(fe, len, vd)						\
 	ck_assert_msg(fe_serve_one((fe), (len), 3000) == 0,		\
@@ -51,5 +69,17 @@
 	    "written, the first at gpa 0x%llx",				\
 	    (unsigned long long)it_bad_, (unsigned long long)it_first_); \
 } while (0)
+
+/*
+ * Cases named once, in a table: the entries of table are structs whose
+ * first member is the case's name (const char *).  IT_ADD_TABLE adds the
+ * Check test t once per entry, under that entry's name, with _i the
+ * entry's index, so that t's body runs the entry's variant.
+ */
+#define IT_ADD_TABLE(tc, t, table)					\
+	it_add_table((tc), (t), (table), sizeof((table)[0]),		\
+	    sizeof(table) / sizeof((table)[0]))
+void	it_add_table(TCase *, const TTest *, const void *table,
+	    size_t stride, size_t n);
 
 #endif

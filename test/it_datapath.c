@@ -34,9 +34,8 @@ START_TEST(single_64_byte_buffer)
 	uint64_t gpa;
 	int head;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	fe_drain_calls(&fe);
 	ck_assert_uint_eq(fe.ncalls, 0);
 
@@ -59,9 +58,7 @@ START_TEST(single_64_byte_buffer)
 	IT_NO_DAMAGE(&fe, &hole, 1);
 	/* The daemon wrote nothing else: one used entry, nothing pending. */
 	ck_assert_uint_eq(fe_used_idx(&fe), 1);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -80,10 +77,9 @@ START_TEST(bulk_4_mib_in_4096_byte_buffers)
 	struct vd vd;
 	struct fe fe;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.qsize = QSIZE;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	slot0 = fe_alloc(&fe, (uint64_t)STRIDE * QSIZE, 4096);
 	ck_assert(slot0 != UINT64_MAX);
 	memset(hist, 0, sizeof(hist));
@@ -133,9 +129,7 @@ START_TEST(bulk_4_mib_in_4096_byte_buffers)
 		ck_assert_msg(hist[i] > 15000 && hist[i] < 17800,
 		    "byte 0x%02x seen %llu times", i,
 		    (unsigned long long)hist[i]);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -152,9 +146,8 @@ START_TEST(chain_of_writable_descriptors)
 	unsigned i;
 	int head;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	/* Out of address order, with canary gaps between the pieces. */
 	for (i = 0; i < N; i++) {
 		b[N - 1 - i].gpa = fe_alloc(&fe, lens[N - 1 - i] + 64, 16);
@@ -175,9 +168,7 @@ START_TEST(chain_of_writable_descriptors)
 	IT_NO_DAMAGE(&fe, b, N);
 	/* All six descriptors came back to the free list. */
 	ck_assert_uint_eq(fe_free_descs(&fe), cfg.qsize);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -196,9 +187,8 @@ START_TEST(indirect_table)
 	unsigned i;
 	int head;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	ck_assert(fe.acked & FE_BIT(FE_F_INDIRECT_DESC));
 	for (i = 0; i < N; i++) {
 		b[i].gpa = fe_alloc(&fe, lens[i] + 32, 16);
@@ -221,9 +211,7 @@ START_TEST(indirect_table)
 	b[N].gpa = table;
 	b[N].len = 16 * N;
 	IT_NO_DAMAGE(&fe, b, N + 1);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -238,10 +226,9 @@ START_TEST(mixed_requests_in_flight)
 	uint32_t want[40];
 	unsigned i;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.qsize = 64;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	for (i = 0; i < 40; i++) {
 		struct fe_buf b[2];
 
@@ -268,9 +255,7 @@ START_TEST(mixed_requests_in_flight)
 		ck_assert_uint_eq(u.len, want[i]);
 	}
 	ck_assert(!fe_get_used(&fe, &u));
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -289,11 +274,10 @@ START_TEST(add_mem_reg_buffer_spans_two_regions)
 	uint64_t boundary;
 	int head;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.add_mem_reg = true;
 	cfg.nregions = 2;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	ck_assert(fe.acked_pf & FE_BIT(FE_PF_CONFIGURE_MEM_SLOTS));
 	ck_assert_uint_ge(fe.max_mem_slots, 8);
 	boundary = fe.reg[1].gpa;
@@ -327,9 +311,7 @@ START_TEST(add_mem_reg_buffer_spans_two_regions)
 	b[3].gpa = boundary - 24;
 	b[3].len = 32;
 	IT_NO_DAMAGE(&fe, b, 4);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -345,12 +327,11 @@ START_TEST(gpa_zero_and_mmap_offset)
 	struct vd vd;
 	struct fe fe;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.gpa = 0;
 	cfg.mmap_offset = 64 * 1024;
 	cfg.nregions = 2;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	b[0].gpa = fe_alloc(&fe, 1000, 16);
 	b[0].len = 1000;
 	b[1].gpa = fe.reg[1].gpa + 123;
@@ -362,9 +343,7 @@ START_TEST(gpa_zero_and_mmap_offset)
 	ck_assert_uint_eq(u.len, 1999);
 	ck_assert_uint_lt(fe_canary_count(&fe, b[1].gpa, 999), 100);
 	IT_NO_DAMAGE(&fe, b, 2);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -382,9 +361,8 @@ START_TEST(mem_table_replaced_while_running)
 	struct fe fe;
 	int r;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	IT_SERVE(&fe, 64, &vd);
 	IT_SERVE(&fe, 64, &vd);
 	r = fe_add_region(&fe, cfg.gpa + (64ull << 20), 1 << 20,
@@ -407,9 +385,7 @@ START_TEST(mem_table_replaced_while_running)
 	ck_assert_uint_lt(fe_canary_count(&fe, b[0].gpa, 500), 60);
 	IT_SERVE(&fe, 64, &vd);
 	ck_assert_uint_eq(fe_used_idx(&fe), 4);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -426,10 +402,9 @@ START_TEST(mem_add_and_remove_region_while_running)
 	uint64_t gpa;
 	int r;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.add_mem_reg = true;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	IT_SERVE(&fe, 64, &vd);
 	r = fe_add_region(&fe, 0x100000000ull, 1 << 20, 0x7f6600000000ull);
 	ck_assert_int_ge(r, 0);
@@ -447,9 +422,7 @@ START_TEST(mem_add_and_remove_region_while_running)
 	IT_OK(fe_sync(&fe));
 	ck_assert_int_eq(vd_count_memfd_maps(&vd), 1);
 	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -466,9 +439,8 @@ START_TEST(huge_buffer_used_len_is_bytes_written)
 	struct vd vd;
 	struct fe fe;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	b.gpa = fe_alloc(&fe, LEN, 4096);
 	b.len = LEN;
 	ck_assert(fe_post(&fe, &b, 1) >= 0);
@@ -480,9 +452,7 @@ START_TEST(huge_buffer_used_len_is_bytes_written)
 	ck_assert_uint_lt(fe_canary_count(&fe, b.gpa, u.len), u.len / 16 + 1);
 	b.len = u.len;
 	IT_NO_DAMAGE(&fe, &b, 1);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -507,10 +477,9 @@ START_TEST(event_idx_avail_event_follows_consumption)
 	struct fe fe;
 	unsigned i;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.event_idx = true;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	ck_assert(fe.acked & FE_BIT(FE_F_EVENT_IDX));
 	for (i = 0; i < 3; i++) {
 		IT_SERVE(&fe, 64, &vd);
@@ -527,9 +496,7 @@ START_TEST(event_idx_avail_event_follows_consumption)
 		ck_assert_uint_eq(u.len, 32);
 	ck_assert_msg(wait_avail_event(&fe, 8, 1000), "avail_event %u",
 	    fe_avail_event(&fe));
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -562,10 +529,9 @@ START_TEST(event_idx_used_event_suppresses_interrupts)
 	struct vd vd;
 	struct fe fe;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.event_idx = true;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	/* used_event 0: interrupt when used idx moves past 0. */
 	CALLS(&fe, &vd, 1);
 	/* Now: only once used idx moves past 4 (so at 5). */
@@ -581,9 +547,7 @@ START_TEST(event_idx_used_event_suppresses_interrupts)
 	fe_set_used_event(&fe, 7);
 	CALLS(&fe, &vd, 1);	/* 8 */
 	ck_assert_uint_eq(fe_used_idx(&fe), 8);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -593,10 +557,9 @@ START_TEST(no_event_idx_honours_no_interrupt_flag)
 	struct vd vd;
 	struct fe fe;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.event_idx = false;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	ck_assert(!(fe.acked & FE_BIT(FE_F_EVENT_IDX)));
 	CALLS(&fe, &vd, 1);
 	fe_set_avail_flags(&fe, FE_AVAIL_F_NO_INTERRUPT);
@@ -604,9 +567,7 @@ START_TEST(no_event_idx_honours_no_interrupt_flag)
 	CALLS(&fe, &vd, 0);
 	fe_set_avail_flags(&fe, 0);
 	CALLS(&fe, &vd, 1);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -624,10 +585,9 @@ START_TEST(kick_without_fd_polls_the_ring)
 	uint64_t nofd = FE_VRING_NOFD;
 	int i;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.start = false;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	memset(&a, 0, sizeof(a));
 	a.desc = fe.reg[0].uva + (fe.desc_gpa - fe.reg[0].gpa);
 	a.avail = fe.reg[0].uva + (fe.avail_gpa - fe.reg[0].gpa);
@@ -648,9 +608,7 @@ START_TEST(kick_without_fd_polls_the_ring)
 		ck_assert(fe_get_used(&fe, &u));
 		ck_assert_uint_eq(u.len, 100);
 	}
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 

@@ -45,9 +45,7 @@ START_TEST(handshake_offers_features)
 	/* Asking again gives the same answers: nothing is consumed. */
 	IT_OK(fe_get_u64(&fe, FE_GET_FEATURES, &q));
 	ck_assert_uint_eq(q, f);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -57,16 +55,13 @@ START_TEST(handshake_qemu_order_then_served)
 	struct vd vd;
 	struct fe fe;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	/* fe_setup checks every REPLY_ACK of the sequence is 0. */
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	ck_assert_uint_eq(fe.queue_num, 1);
 	ck_assert(fe.acked_pf & FE_BIT(FE_PF_REPLY_ACK));
 	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -78,10 +73,9 @@ START_TEST(reply_ack_nacks_bad_requests_and_stays_up)
 	struct fe fe;
 	uint64_t f;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.start = false;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 
 	/* Not a power of two, zero, too large: refused, connection kept. */
 	ck_assert_int_eq(fe_set_state(&fe, FE_SET_VRING_NUM, 0, 3, true), 1);
@@ -130,9 +124,7 @@ START_TEST(reply_ack_nacks_bad_requests_and_stays_up)
 	    1);
 	ck_assert_int_eq(fe_set_state(&fe, FE_SET_VRING_BASE, 0, 0, true), 1);
 	IT_SERVE(&fe, 128, &vd);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -143,11 +135,10 @@ START_TEST(need_reply_without_reply_ack_gets_no_ack)
 	struct vd vd;
 	struct fe fe;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.reply_ack = false;
 	cfg.start = false;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	ck_assert(!(fe.acked_pf & FE_BIT(FE_PF_REPLY_ACK)));
 	/* need_reply means nothing unless REPLY_ACK was negotiated. */
 	IT_OK(fe_send(&fe, FE_SET_VRING_NUM, FE_FLAG_VERSION |
@@ -160,9 +151,7 @@ START_TEST(need_reply_without_reply_ack_gets_no_ack)
 	ck_assert_uint_eq(m.hdr.size, 8);
 	IT_OK(fe_ring_start(&fe, 0));
 	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -173,17 +162,14 @@ START_TEST(enable_without_protocol_features_is_implicit)
 	struct vd vd;
 	struct fe fe;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.protocol = false;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	ck_assert(!(fe.acked & FE_BIT(FE_F_PROTOCOL_FEATURES)));
 	ck_assert_uint_eq(fe.offered_pf, 0);	/* never asked */
 	IT_SERVE(&fe, 64, &vd);
 	IT_SERVE(&fe, 4096, &vd);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -195,10 +181,9 @@ START_TEST(enable_with_protocol_features_waits_for_enable)
 	struct fe fe;
 	uint64_t gpa;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.enable = false;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	gpa = fe_alloc(&fe, 256, 64);
 	ck_assert(fe_post1(&fe, gpa, 256) >= 0);
 	fe_kick(&fe);
@@ -210,9 +195,7 @@ START_TEST(enable_with_protocol_features_waits_for_enable)
 	ck_assert_uint_eq(fe_wait_used(&fe, 1, 3000), 1);
 	ck_assert(fe_get_used(&fe, &u));
 	ck_assert_uint_eq(u.len, 256);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -225,9 +208,8 @@ START_TEST(disable_holds_requests_until_enabled)
 	uint64_t gpa;
 	int head;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	IT_SERVE(&fe, 64, &vd);
 
 	IT_OK(fe_set_state(&fe, FE_SET_VRING_ENABLE, 0, 0, true));
@@ -244,9 +226,7 @@ START_TEST(disable_holds_requests_until_enabled)
 	ck_assert(fe_get_used(&fe, &u));
 	ck_assert_uint_eq(u.id, (unsigned)head);
 	ck_assert_uint_eq(u.len, 512);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -259,9 +239,8 @@ START_TEST(vring_base_reports_avail_index_and_restarts)
 	uint64_t gpa;
 	int i;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	for (i = 0; i < 7; i++)
 		IT_SERVE(&fe, 32, &vd);
 	IT_OK(fe_ring_stop(&fe, &base));
@@ -282,9 +261,7 @@ START_TEST(vring_base_reports_avail_index_and_restarts)
 	IT_SERVE(&fe, 32, &vd);
 	IT_OK(fe_ring_stop(&fe, &base));
 	ck_assert_uint_eq(base, 9);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -297,10 +274,9 @@ START_TEST(vring_base_restart_at_new_index_wraps)
 	uint32_t base;
 	int i;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
 	cfg.qsize = 8;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	IT_SERVE(&fe, 16, &vd);
 	IT_OK(fe_ring_stop(&fe, &base));
 	ck_assert_uint_eq(base, 1);
@@ -312,9 +288,7 @@ START_TEST(vring_base_restart_at_new_index_wraps)
 	ck_assert_uint_eq(fe_used_idx(&fe), 3);	/* 65533 + 6 */
 	IT_OK(fe_ring_stop(&fe, &base));
 	ck_assert_uint_eq(base, 3);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -329,9 +303,8 @@ START_TEST(reset_device_then_set_up_again)
 	struct fe fe;
 	uint64_t gpa;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
 	ck_assert(fe.acked_pf & FE_BIT(FE_PF_RESET_DEVICE));
 	IT_SERVE(&fe, 64, &vd);
 	ck_assert_int_eq(fe_request(&fe, FE_RESET_DEVICE, NULL, 0, NULL, 0,
@@ -347,9 +320,7 @@ START_TEST(reset_device_then_set_up_again)
 	IT_OK(fe_setup(&fe, &cfg));
 	IT_SERVE(&fe, 64, &vd);
 	IT_SERVE(&fe, 4096, &vd);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 

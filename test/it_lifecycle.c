@@ -80,9 +80,8 @@ START_TEST(busy_socket_second_front_end_waits)
 	char path[256];
 	uint64_t f;
 
-	IT_START(&vd, 1, NULL);
 	fe_cfg_init(&cfg);
-	IT_OPEN(&first, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &first, &cfg, NULL);
 	IT_SERVE(&first, 64, &vd);
 
 	fe_init(&second);
@@ -104,9 +103,7 @@ START_TEST(busy_socket_second_front_end_waits)
 	/* The waiting front-end goes on with the whole start sequence. */
 	IT_OK(fe_setup(&second, &cfg));
 	IT_SERVE(&second, 64, &vd);
-	fe_close(&second);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &second);
 }
 END_TEST
 
@@ -207,9 +204,7 @@ START_TEST(disconnect_during_handshake_then_reconnect)
 	fe_cfg_init(&cfg);
 	IT_OPEN(&fe, &vd, 0, &cfg);
 	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -291,9 +286,7 @@ START_TEST(stale_socket_file_replaced)
 	fe_cfg_init(&cfg);
 	IT_OPEN(&fe, &vd, 0, &cfg);
 	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 

@@ -116,10 +116,9 @@ START_TEST(ratelimit_one_guest_4096_per_100ms)
 	int attempt;
 	bool ok = false;
 
-	IT_START(&vd, 1, "-m", "4096", "-p", "100", NULL);
 	fe_cfg_init(&cfg);
 	cfg.qsize = Q;
-	IT_OPEN(&r.fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &r.fe, &cfg, "-m", "4096", "-p", "100", NULL);
 	reader_start(&r);
 	for (attempt = 1; attempt <= ATTEMPTS && !ok; attempt++) {
 		/* The first window starts at the very first completion. */

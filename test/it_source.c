@@ -105,9 +105,7 @@ START_TEST(file_source_delivers_file_in_order)
 	ck_assert_uint_eq(fe_canary_count(&fe, last_gpa + 1696, LEN - 1696),
 	    LEN - 1696);
 	ck_assert_uint_eq(fe_wait_used(&fe, 1, 200), 0);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -271,9 +269,7 @@ START_TEST(file_source_used_up_waits_and_logs_once)
 	/* The waiting request was not consumed. */
 	IT_OK(fe_ring_stop(&fe, &base));
 	ck_assert_uint_eq(base, 1);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -394,9 +390,7 @@ START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
 	ck_assert_int_eq(write(w, again, sizeof(again)), sizeof(again));
 	expect_bytes(&fe, &vd, c, again, sizeof(again));
 	close(w);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -535,10 +529,9 @@ START_TEST(chardev_source_saying_eagain_does_not_spin)
 		    "%s\n", why);
 		return;
 	}
-	IT_START(&vd, 1, "-f", "/dev/hwrng", NULL);
 	fe_cfg_init(&cfg);
 	cfg.qsize = 16;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, "-f", "/dev/hwrng", NULL);
 	area = fe_alloc(&fe, (uint64_t)N * LEN, 16);
 	for (i = 0; i < N; i++)
 		ck_assert(fe_post1(&fe, area + (uint64_t)LEN * i, LEN) >= 0);
@@ -568,9 +561,7 @@ START_TEST(chardev_source_saying_eagain_does_not_spin)
 	if (done == 0)
 		ck_assert_msg(fe_wait_used(&fe, 1, 5000) >= 1, "nothing from "
 		    "/dev/hwrng in 6 s%s", vd_log_text(&vd));
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 

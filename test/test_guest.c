@@ -21,6 +21,7 @@
 
 #include "entropy.h"
 #include "guest.h"
+#include "sendfds.h"
 #include "ratelimit.h"
 #include "unit.h"
 #include "virtq.h"
@@ -250,68 +251,52 @@ peer_sees_hangup(void)
 /* --- the front-end side: messages ------------------------------------ */
 
 static void
-fe_send(uint32_t request, uint32_t flags, const void *payload, uint32_t size,
+drv_send(uint32_t request, uint32_t flags, const void *payload, uint32_t size,
     const int *fds, unsigned nfds)
 {
 	struct vu_header hdr = { .request = request, .flags = flags,
 	    .size = size };
-	union {
-		char buf[CMSG_SPACE(VU_MAX_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
 	struct iovec iov[2] = {
 		{ .iov_base = &hdr, .iov_len = sizeof(hdr) },
 		{ .iov_base = (void *)(uintptr_t)payload, .iov_len = size },
 	};
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = size ? 2 : 1 };
 
-	if (nfds > 0) {
-		struct cmsghdr *c;
-
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-	}
-	ck_assert_int_eq(sendmsg(peer, &mh, MSG_NOSIGNAL),
+	ck_assert_uint_le(nfds, VU_MAX_FDS);
+	ck_assert_int_eq(send_fds(peer, iov, size ? 2 : 1, fds, nfds),
 	    (ssize_t)(sizeof(hdr) + size));
 }
 
 static void
-fe_none(uint32_t request)
+drv_none(uint32_t request)
 {
-	fe_send(request, VU_VERSION, NULL, 0, NULL, 0);
+	drv_send(request, VU_VERSION, NULL, 0, NULL, 0);
 }
 
 static void
-fe_u64(uint32_t request, uint64_t v)
+drv_u64(uint32_t request, uint64_t v)
 {
-	fe_send(request, VU_VERSION, &v, sizeof(v), NULL, 0);
+	drv_send(request, VU_VERSION, &v, sizeof(v), NULL, 0);
 }
 
 static void
-fe_state(uint32_t request, uint32_t index, uint32_t num)
+drv_state(uint32_t request, uint32_t index, uint32_t num)
 {
 	struct vu_vring_state s = { .index = index, .num = num };
 
-	fe_send(request, VU_VERSION, &s, sizeof(s), NULL, 0);
+	drv_send(request, VU_VERSION, &s, sizeof(s), NULL, 0);
 }
 
 /* SET_VRING_KICK/CALL/ERR of ring 0 with fd. */
 static void
-fe_vring_fd(uint32_t request, int fd)
+drv_vring_fd(uint32_t request, int fd)
 {
 	uint64_t v = 0;
 
-	fe_send(request, VU_VERSION, &v, sizeof(v), &fd, 1);
+	drv_send(request, VU_VERSION, &v, sizeof(v), &fd, 1);
 }
 
 static uint64_t
-fe_reply_u64(uint32_t request)
+drv_reply_u64(uint32_t request)
 {
 	struct vu_msg r;
 
@@ -327,10 +312,10 @@ fe_reply_u64(uint32_t request)
 
 /* A round trip: everything sent before has been handled. */
 static void
-fe_sync(void)
+drv_sync(void)
 {
-	fe_none(VU_GET_FEATURES);
-	ck_assert_uint_eq(fe_reply_u64(VU_GET_FEATURES), VU_OFFERED_FEATURES);
+	drv_none(VU_GET_FEATURES);
+	ck_assert_uint_eq(drv_reply_u64(VU_GET_FEATURES), VU_OFFERED_FEATURES);
 }
 
 /*
@@ -339,15 +324,15 @@ fe_sync(void)
  * out before the ring is processed, but the next reply does not.)
  */
 static void
-fe_settle(void)
+drv_settle(void)
 {
-	fe_sync();
-	fe_sync();
+	drv_sync();
+	drv_sync();
 }
 
 /* Memory table, one ring of QSZ, call/err/kick: the ring runs. */
 static void
-fe_bring_up(void)
+drv_bring_up(void)
 {
 	struct vu_mem_table t;
 	struct vu_vring_addr a;
@@ -363,18 +348,18 @@ fe_bring_up(void)
 	a.avail_user_addr = UVA0 + AVAIL_OFF;
 	a.used_user_addr = UVA0 + USED_OFF;
 
-	fe_none(VU_SET_OWNER);
+	drv_none(VU_SET_OWNER);
 	/* No protocol features: the ring is enabled from the start. */
-	fe_u64(VU_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1);
-	fe_send(VU_SET_MEM_TABLE, VU_VERSION, &t, 8 + sizeof(t.regions[0]),
+	drv_u64(VU_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1);
+	drv_send(VU_SET_MEM_TABLE, VU_VERSION, &t, 8 + sizeof(t.regions[0]),
 	    &memfd, 1);
-	fe_state(VU_SET_VRING_NUM, 0, QSZ);
-	fe_state(VU_SET_VRING_BASE, 0, 0);
-	fe_send(VU_SET_VRING_ADDR, VU_VERSION, &a, sizeof(a), NULL, 0);
-	fe_vring_fd(VU_SET_VRING_CALL, call);
-	fe_vring_fd(VU_SET_VRING_ERR, err_fd);
-	fe_vring_fd(VU_SET_VRING_KICK, kick);
-	fe_sync();
+	drv_state(VU_SET_VRING_NUM, 0, QSZ);
+	drv_state(VU_SET_VRING_BASE, 0, 0);
+	drv_send(VU_SET_VRING_ADDR, VU_VERSION, &a, sizeof(a), NULL, 0);
+	drv_vring_fd(VU_SET_VRING_CALL, call);
+	drv_vring_fd(VU_SET_VRING_ERR, err_fd);
+	drv_vring_fd(VU_SET_VRING_KICK, kick);
+	drv_sync();
 }
 
 /* --- the front-end side: the ring ------------------------------------ */
@@ -405,7 +390,7 @@ buf(unsigned id)
 
 /* Makes descriptor id (one writable buffer of len) available; no kick. */
 static void
-fe_add(unsigned id, uint32_t len)
+drv_add(unsigned id, uint32_t len)
 {
 	volatile struct vring_desc *d = &ring_desc()[id];
 
@@ -423,42 +408,42 @@ fe_add(unsigned id, uint32_t len)
 }
 
 static void
-fe_kick(void)
+drv_kick(void)
 {
 	signal_fd(kick);
 }
 
 static void
-fe_post(unsigned id, uint32_t len)
+drv_post(unsigned id, uint32_t len)
 {
-	fe_add(id, len);
-	fe_kick();
+	drv_add(id, len);
+	drv_kick();
 }
 
 static uint16_t
-fe_used_idx(void)
+drv_used_idx(void)
 {
 	return le16toh(__atomic_load_n(&ring_used()->idx, __ATOMIC_ACQUIRE));
 }
 
 /* The used index has reached n (modulo 2^16). */
 static bool
-fe_used_reached(uint16_t n)
+drv_used_reached(uint16_t n)
 {
-	return (uint16_t)(fe_used_idx() - n) < 0x8000;
+	return (uint16_t)(drv_used_idx() - n) < 0x8000;
 }
 
 /* Waits for the n-th used entry, woken by the call eventfd. */
 static bool
-fe_wait_used(uint16_t n, int ms)
+drv_wait_used(uint16_t n, int ms)
 {
 	uint64_t end = now_ms() + (uint64_t)ms, v;
 
-	while (!fe_used_reached(n)) {
+	while (!drv_used_reached(n)) {
 		uint64_t now = now_ms();
 
 		if (now >= end || !readable(call, (int)(end - now)))
-			return fe_used_reached(n);
+			return drv_used_reached(n);
 		(void)!read(call, &v, sizeof(v));
 	}
 	return true;
@@ -466,11 +451,11 @@ fe_wait_used(uint16_t n, int ms)
 
 /* The same without touching the call eventfd (a test holds it full). */
 static bool
-fe_wait_used_spin(uint16_t n, int ms)
+drv_wait_used_spin(uint16_t n, int ms)
 {
 	uint64_t end = now_ms() + (uint64_t)ms;
 
-	while (!fe_used_reached(n)) {
+	while (!drv_used_reached(n)) {
 		if (now_ms() >= end)
 			return false;
 		sleep_ms(1);
@@ -480,7 +465,7 @@ fe_wait_used_spin(uint16_t n, int ms)
 
 /* The i-th completion (counting from 0). */
 static struct vring_used_elem
-fe_used(unsigned i)
+drv_used(unsigned i)
 {
 	volatile struct vring_used_elem *e = &ring_used()->ring[i % QSZ];
 	struct vring_used_elem out;
@@ -493,7 +478,7 @@ fe_used(unsigned i)
 static void
 assert_used(unsigned i, uint32_t id, uint32_t len)
 {
-	struct vring_used_elem e = fe_used(i);
+	struct vring_used_elem e = drv_used(i);
 
 	ck_assert_msg(e.id == id && e.len == len, "used entry %u: id %u len "
 	    "%u, expected id %u len %u", i, e.id, e.len, id, len);
@@ -600,10 +585,10 @@ START_TEST(ends_when_peer_closes)
 	before = unit_count_fds();
 	ck_assert_int_eq(memfd_maps(), 1);
 	start();
-	fe_bring_up();
+	drv_bring_up();
 	ck_assert_int_eq(memfd_maps(), 2);
-	fe_post(0, 32);
-	ck_assert(fe_wait_used(1, PROMPT_MS));
+	drv_post(0, 32);
+	ck_assert(drv_wait_used(1, PROMPT_MS));
 
 	close_fd(&peer);
 	ck_assert_msg(ended_within(PROMPT_MS), "the thread did not end when "
@@ -642,9 +627,9 @@ START_TEST(stop_mid_handshake)
 	struct guest_stats st;
 
 	start();
-	fe_none(VU_SET_OWNER);
-	fe_u64(VU_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1);
-	fe_sync();
+	drv_none(VU_SET_OWNER);
+	drv_u64(VU_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1);
+	drv_sync();
 	stop_and_end();
 	ck_assert(conn_closed());
 	ck_assert(peer_sees_hangup());
@@ -671,7 +656,7 @@ START_TEST(stop_mid_message)
 	ck_assert_int_eq(setsockopt(slot.conn_fd, SOL_SOCKET, SO_RCVTIMEO,
 	    &tv, sizeof(tv)), 0);
 	start();
-	fe_sync();
+	drv_sync();
 	ck_assert_int_eq(send(peer, &hdr, sizeof(hdr), MSG_NOSIGNAL),
 	    sizeof(hdr));
 	/* Wait until the thread has taken the header: it waits for more. */
@@ -694,12 +679,12 @@ START_TEST(serves_request_with_stats)
 	unsigned i, nonzero = 0;
 
 	start();
-	fe_bring_up();
-	fe_post(0, 64);
-	ck_assert_msg(fe_wait_used(1, PROMPT_MS), "request not served");
+	drv_bring_up();
+	drv_post(0, 64);
+	ck_assert_msg(drv_wait_used(1, PROMPT_MS), "request not served");
 	assert_used(0, 0, 64);
 	st = stats();
-	ck_assert_uint_eq(st.bytes, fe_used(0).len);
+	ck_assert_uint_eq(st.bytes, drv_used(0).len);
 	ck_assert_uint_eq(st.requests, 1);
 	ck_assert_uint_eq(st.connects, 1);
 	ck_assert_uint_eq(st.errors, 0);
@@ -711,8 +696,8 @@ START_TEST(serves_request_with_stats)
 	for (i = 64; i < BUF_SIZE; i++)
 		ck_assert_uint_eq(buf(0)[i], 0);
 
-	fe_post(1, BUF_SIZE);
-	ck_assert(fe_wait_used(2, PROMPT_MS));
+	drv_post(1, BUF_SIZE);
+	ck_assert(drv_wait_used(2, PROMPT_MS));
 	assert_used(1, 1, BUF_SIZE);
 	st = stats();
 	ck_assert_uint_eq(st.bytes, 64 + BUF_SIZE);
@@ -727,18 +712,18 @@ START_TEST(ring_wraps)
 	unsigned i;
 
 	start();
-	fe_bring_up();
+	drv_bring_up();
 	for (i = 0; i < 10; i++) {
-		fe_post(i % QSZ, 16 + i);
-		ck_assert_msg(fe_wait_used((uint16_t)(i + 1), PROMPT_MS),
+		drv_post(i % QSZ, 16 + i);
+		ck_assert_msg(drv_wait_used((uint16_t)(i + 1), PROMPT_MS),
 		    "request %u not served", i);
 		assert_used(i, i % QSZ, 16 + i);
 	}
 	/* A full ring with one kick. */
 	for (i = 0; i < QSZ; i++)
-		fe_add(i, 100);
-	fe_kick();
-	ck_assert(fe_wait_used(10 + QSZ, PROMPT_MS));
+		drv_add(i, 100);
+	drv_kick();
+	ck_assert(drv_wait_used(10 + QSZ, PROMPT_MS));
 	for (i = 0; i < QSZ; i++)
 		assert_used(10 + i, i, 100);
 	ck_assert_uint_eq(stats().requests, 10 + QSZ);
@@ -768,18 +753,18 @@ START_TEST(file_source_bytes)
 	unlink(path);
 
 	start();
-	fe_bring_up();
-	fe_post(0, 100);
-	ck_assert(fe_wait_used(1, PROMPT_MS));
+	drv_bring_up();
+	drv_post(0, 100);
+	ck_assert(drv_wait_used(1, PROMPT_MS));
 	assert_used(0, 0, 100);
 	ck_assert_mem_eq(buf(0), data, 100);
 
 	/* Three requests, 250 bytes wanted, 200 left. */
-	fe_add(1, 50);
-	fe_add(2, 100);
-	fe_add(3, 100);
-	fe_kick();
-	ck_assert(fe_wait_used(4, PROMPT_MS));
+	drv_add(1, 50);
+	drv_add(2, 100);
+	drv_add(3, 100);
+	drv_kick();
+	ck_assert(drv_wait_used(4, PROMPT_MS));
 	assert_used(1, 1, 50);
 	assert_used(2, 2, 100);
 	assert_used(3, 3, 50);
@@ -791,10 +776,10 @@ START_TEST(file_source_bytes)
 	ck_assert_uint_eq(stats().requests, 4);
 
 	/* Used up: held, not completed empty. */
-	fe_post(0, 10);
-	fe_settle();
-	ck_assert_uint_eq(fe_used_idx(), 4);
-	ck_assert(!fe_wait_used(5, 50));
+	drv_post(0, 10);
+	drv_settle();
+	ck_assert_uint_eq(drv_used_idx(), 4);
+	ck_assert(!drv_wait_used(5, 50));
 	ck_assert_uint_eq(stats().errors, 0);
 	stop_and_end();
 }
@@ -821,21 +806,21 @@ START_TEST(fifo_source_waits_then_serves)
 	rmdir(dir);
 
 	start();
-	fe_bring_up();
-	fe_post(0, 64);
-	fe_settle();
-	ck_assert_uint_eq(fe_used_idx(), 0);
+	drv_bring_up();
+	drv_post(0, 64);
+	drv_settle();
+	ck_assert_uint_eq(drv_used_idx(), 0);
 	ck_assert_int_eq(write(wfd, msg, 20), 20);
-	ck_assert_msg(fe_wait_used(1, PROMPT_MS), "the FIFO's bytes were not "
+	ck_assert_msg(drv_wait_used(1, PROMPT_MS), "the FIFO's bytes were not "
 	    "served");
 	assert_used(0, 0, 20);
 	ck_assert_mem_eq(buf(0), msg, 20);
 
 	/* Waiting on the source again: a stop still ends it promptly. */
-	fe_post(1, 64);
-	fe_settle();
+	drv_post(1, 64);
+	drv_settle();
 	stop_and_end();
-	ck_assert_uint_eq(fe_used_idx(), 1);
+	ck_assert_uint_eq(drv_used_idx(), 1);
 	close(wfd);
 }
 END_TEST
@@ -862,8 +847,8 @@ START_TEST(malformed_size_ends)
 	use_source("/dev/urandom");
 	before = unit_count_fds();
 	start();
-	fe_bring_up();
-	fe_send(VU_SET_VRING_NUM, VU_VERSION, &num, sizeof(num), NULL, 0);
+	drv_bring_up();
+	drv_send(VU_SET_VRING_NUM, VU_VERSION, &num, sizeof(num), NULL, 0);
 	assert_dropped_with_error();
 	close_fd(&peer);
 	ck_assert_int_eq(unit_count_fds(), before - 2);
@@ -875,8 +860,8 @@ END_TEST
 START_TEST(bad_version_ends)
 {
 	start();
-	fe_sync();
-	fe_send(VU_GET_FEATURES, 0x2, NULL, 0, NULL, 0);
+	drv_sync();
+	drv_send(VU_GET_FEATURES, 0x2, NULL, 0, NULL, 0);
 	assert_dropped_with_error();
 }
 END_TEST
@@ -887,7 +872,7 @@ START_TEST(unsupported_request_ends)
 	uint64_t v = 0;
 
 	start();
-	fe_send(VU_SET_LOG_BASE, VU_VERSION, &v, sizeof(v), NULL, 0);
+	drv_send(VU_SET_LOG_BASE, VU_VERSION, &v, sizeof(v), NULL, 0);
 	assert_dropped_with_error();
 }
 END_TEST
@@ -906,17 +891,17 @@ START_TEST(throttled_request_held)
 
 	use_ratelimit(8, 60000, monotonic_ns());
 	start();
-	fe_bring_up();
-	fe_post(0, 64);
-	ck_assert(fe_wait_used(1, PROMPT_MS));
+	drv_bring_up();
+	drv_post(0, 64);
+	ck_assert(drv_wait_used(1, PROMPT_MS));
 	assert_used(0, 0, 8);
 
-	fe_post(1, 64);
-	fe_settle();
-	ck_assert_uint_eq(fe_used_idx(), 1);
-	ck_assert(!fe_wait_used(2, 50));
+	drv_post(1, 64);
+	drv_settle();
+	ck_assert_uint_eq(drv_used_idx(), 1);
+	ck_assert(!drv_wait_used(2, 50));
 	t0 = now_ms();
-	fe_sync();
+	drv_sync();
 	ck_assert_uint_lt(now_ms() - t0, PROMPT_MS);
 	st = stats();
 	ck_assert_uint_eq(st.bytes, 8);
@@ -924,7 +909,7 @@ START_TEST(throttled_request_held)
 	ck_assert_uint_eq(st.errors, 0);
 
 	stop_and_end();
-	ck_assert_uint_eq(fe_used_idx(), 1);
+	ck_assert_uint_eq(drv_used_idx(), 1);
 }
 END_TEST
 
@@ -941,18 +926,18 @@ START_TEST(throttle_released_next_period)
 
 	use_ratelimit(8, 100, epoch);
 	start();
-	fe_bring_up();
+	drv_bring_up();
 	t_before = monotonic_ns();
-	fe_post(0, 64);
-	ck_assert(fe_wait_used(1, PROMPT_MS));
+	drv_post(0, 64);
+	ck_assert(drv_wait_used(1, PROMPT_MS));
 	assert_used(0, 0, 8);
 	/* The first grant was taken no earlier than t_before's period. */
 	earliest = epoch + ((t_before - epoch) / period + 1) * period;
 
-	fe_post(1, 64);
-	fe_settle();
-	held = fe_used_idx() == 1;
-	ck_assert_msg(fe_wait_used(2, 2000), "held request never served");
+	drv_post(1, 64);
+	drv_settle();
+	held = drv_used_idx() == 1;
+	ck_assert_msg(drv_wait_used(2, 2000), "held request never served");
 	ck_assert_uint_ge(monotonic_ns(), earliest);
 	assert_used(1, 1, 8);
 	st = stats();
@@ -993,17 +978,17 @@ START_TEST(shrunk_memory_breaks_ring_only)
 	ck_assert_int_eq(sigaction(SIGBUS, NULL, &old), 0);
 	ck_assert_int_eq(guest_install_fault_handler(), 0);
 	start();
-	fe_bring_up();
-	fe_post(0, 16);
-	ck_assert(fe_wait_used(1, PROMPT_MS));
-	fe_add(1, 16);
+	drv_bring_up();
+	drv_post(0, 16);
+	ck_assert(drv_wait_used(1, PROMPT_MS));
+	drv_add(1, 16);
 	ck_assert_int_eq(ftruncate(memfd, 0), 0);
 	/* From here on nobody may touch mem: its pages are gone. */
-	fe_kick();
+	drv_kick();
 	ck_assert_msg(readable(err_fd, PROMPT_MS), "the broken ring was not "
 	    "reported on the err eventfd");
 	ck_assert_int_eq(read(err_fd, &v, sizeof(v)), sizeof(v));
-	fe_sync();
+	drv_sync();
 	st = stats();
 	ck_assert_uint_eq(st.errors, 1);
 	ck_assert_uint_eq(st.requests, 1);
@@ -1030,11 +1015,11 @@ START_TEST(stop_while_call_eventfd_full)
 	close_fd(&call);
 	call = an_eventfd(0);			/* blocking */
 	start();
-	fe_bring_up();
+	drv_bring_up();
 	ck_assert_int_eq(write(call, &max, sizeof(max)), sizeof(max));
-	fe_post(0, 16);
+	drv_post(0, 16);
 	/* Completed: the interrupt (a write to call) comes next. */
-	ck_assert(fe_wait_used_spin(1, PROMPT_MS));
+	ck_assert(drv_wait_used_spin(1, PROMPT_MS));
 	signal_fd(slot.stop_fd);
 	ended = ended_within(PROMPT_MS);
 	if (!ended) {
@@ -1077,7 +1062,7 @@ START_TEST(stop_after_kick_replaced)
 	close_fd(&kick);
 	kick = an_eventfd(0);			/* blocking */
 	start();
-	fe_bring_up();
+	drv_bring_up();
 
 	ck_assert_int_eq(pipe2(park_in, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(park_out, O_CLOEXEC), 0);
@@ -1092,11 +1077,11 @@ START_TEST(stop_after_kick_replaced)
 
 	/* Blocking, nothing pending. */
 	kick2 = an_eventfd(0);
-	fe_kick();
-	fe_vring_fd(VU_SET_VRING_KICK, kick2);
+	drv_kick();
+	drv_vring_fd(VU_SET_VRING_KICK, kick2);
 	ck_assert_int_eq(write(park_in[1], "", 1), 1);	/* go on */
 
-	fe_none(VU_GET_FEATURES);
+	drv_none(VU_GET_FEATURES);
 	answered = readable(peer, PROMPT_MS);
 	signal_fd(slot.stop_fd);
 	ended = ended_within(PROMPT_MS);

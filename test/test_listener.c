@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "listener.h"
+#include "sdnotify.h"
 #include "unit.h"
 
 Suite	*listener_suite(void);
@@ -30,8 +31,7 @@ static struct listener ls[16];
 static char err[512];
 
 /* stderr capture (fd 2 to a temporary file). */
-static FILE *cap;
-static int saved_stderr = -1;
+static struct unit_capture capture = { NULL, -1 };
 static char out[4096];
 
 static void
@@ -46,27 +46,14 @@ unset_env(void)
 static void
 capture_start(void)
 {
-	fflush(stderr);
-	ck_assert_ptr_nonnull(cap = tmpfile());
-	ck_assert_int_ge(saved_stderr = dup(STDERR_FILENO), 0);
-	ck_assert_int_ge(dup2(fileno(cap), STDERR_FILENO), 0);
+	unit_capture_start(&capture);
 }
 
 /* Restores stderr; returns what was logged meanwhile (in out). */
 static const char *
 capture_end(void)
 {
-	size_t n;
-
-	fflush(stderr);
-	ck_assert_int_ge(dup2(saved_stderr, STDERR_FILENO), 0);
-	close(saved_stderr);
-	saved_stderr = -1;
-	rewind(cap);
-	n = fread(out, 1, sizeof(out) - 1, cap);
-	out[n] = '\0';
-	fclose(cap);
-	cap = NULL;
+	unit_capture_end(&capture, out, sizeof(out));
 	return out;
 }
 
@@ -92,7 +79,7 @@ teardown(void)
 	char p[512];
 	DIR *d;
 
-	if (saved_stderr >= 0)
+	if (capture.saved >= 0)
 		(void)capture_end();
 	unset_env();
 	if ((d = opendir(dir)) != NULL) {

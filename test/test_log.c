@@ -11,17 +11,13 @@
 #include "log.h"
 #include "unit.h"
 
-static FILE *cap;
-static int saved_stderr = -1;
+static struct unit_capture capture = { NULL, -1 };
 static char out[65536];
 
 static void
 capture_start(void)
 {
-	fflush(stderr);
-	ck_assert_ptr_nonnull(cap = tmpfile());
-	ck_assert_int_ge(saved_stderr = dup(STDERR_FILENO), 0);
-	ck_assert_int_ge(dup2(fileno(cap), STDERR_FILENO), 0);
+	unit_capture_start(&capture);
 }
 
 /* Restores stderr; returns the number of lines logged meanwhile. */
@@ -29,18 +25,9 @@ static unsigned
 capture_end(void)
 {
 	unsigned lines = 0;
-	size_t n;
 	char *p;
 
-	fflush(stderr);
-	ck_assert_int_ge(dup2(saved_stderr, STDERR_FILENO), 0);
-	close(saved_stderr);
-	saved_stderr = -1;
-	rewind(cap);
-	n = fread(out, 1, sizeof(out) - 1, cap);
-	out[n] = '\0';
-	fclose(cap);
-	cap = NULL;
+	unit_capture_end(&capture, out, sizeof(out));
 	for (p = out; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
 	return lines;
@@ -49,7 +36,7 @@ capture_end(void)
 static void
 teardown(void)
 {
-	if (saved_stderr >= 0)
+	if (capture.saved >= 0)
 		(void)capture_end();
 	log_init(0);
 }

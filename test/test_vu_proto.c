@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "sendfds.h"
 #include "unit.h"
 #include "vu_proto.h"
 
@@ -41,29 +42,10 @@ teardown(void)
 static void
 send_raw(const void *buf, size_t len, const int *fds, unsigned nfds)
 {
-	union {
-		char buf[CMSG_SPACE(MAX_SEND_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} control;
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh;
-	struct cmsghdr *cmsg;
 
 	ck_assert_uint_le(nfds, MAX_SEND_FDS);
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	if (nfds > 0) {
-		memset(&control, 0, sizeof(control));
-		mh.msg_control = control.buf;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		cmsg = CMSG_FIRSTHDR(&mh);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(cmsg), fds, nfds * sizeof(int));
-	}
-	ck_assert_int_eq(sendmsg(sv[1], &mh, MSG_NOSIGNAL), (ssize_t)len);
+	ck_assert_int_eq(send_fds(sv[1], &iov, 1, fds, nfds), (ssize_t)len);
 }
 
 static struct vu_header

@@ -72,4 +72,41 @@ unit_count_fds(void)
 	return n - 1;	/* the directory's own fd */
 }
 
+/*
+ * stderr capture: unit_capture_start() sends fd 2 to a temporary file;
+ * unit_capture_end() restores it and copies what was written meanwhile
+ * into out (NUL-terminated, at most size - 1 bytes).  c->saved is -1
+ * when no capture runs (a teardown ends one a failed test left open).
+ */
+struct unit_capture {
+	FILE	*file;
+	int	 saved;
+};
+
+static inline void
+unit_capture_start(struct unit_capture *c)
+{
+	fflush(stderr);
+	ck_assert_ptr_nonnull(c->file = tmpfile());
+	ck_assert_int_ge(c->saved = dup(STDERR_FILENO), 0);
+	ck_assert_int_ge(dup2(fileno(c->file), STDERR_FILENO), 0);
+}
+
+static inline size_t
+unit_capture_end(struct unit_capture *c, char *out, size_t size)
+{
+	size_t n;
+
+	fflush(stderr);
+	ck_assert_int_ge(dup2(c->saved, STDERR_FILENO), 0);
+	close(c->saved);
+	c->saved = -1;
+	rewind(c->file);
+	n = fread(out, 1, size - 1, c->file);
+	out[n] = '\0';
+	fclose(c->file);
+	c->file = NULL;
+	return n;
+}
+
 #endif
