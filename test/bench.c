@@ -3,7 +3,7 @@
  * bench: figures for the daemon, measured, never asserted (the machines
  * are shared and noisy).  scripts/bench runs it and renders the table.
  *
- * Usage: build/bench [-o RAW.tsv] DAEMON [BASE_DAEMON]
+ * Usage: build/bench [-o RAW.tsv] [-p PARTS] DAEMON [BASE_DAEMON]
  *
  * Every figure is written as one tab-separated row (see row()): the
  * daemon's median and spread, a baseline measured in the same run (or a
@@ -228,7 +228,7 @@ want_call(struct fe *fe)
  * without a call would hang a Linux guest: it is counted, not waited for
  * again.  Returns false if the daemon died or nothing came for 10 s.
  */
-static unsigned missed_calls;
+static unsigned missed_calls, late_kicks;
 
 static bool
 wait_call(struct fe *fe)
@@ -247,7 +247,9 @@ wait_call(struct fe *fe)
 			missed_calls++;
 			return true;
 		}
-		fe_kick(fe);	/* a lost kick must not stop the run */
+		/* A kick the device did not ask for must not stop the run. */
+		fe_kick(fe);
+		late_kicks++;
 	}
 	return false;
 }
@@ -591,6 +593,7 @@ bench_syscalls(void)
 	};
 	static const struct sc_case idle = { 64, 0, true };
 	struct straced one[MAX_DAEMONS], idl[MAX_DAEMONS], r;
+	struct straced one_idle[MAX_DAEMONS];
 	struct fig f[MAX_DAEMONS], floor2 = fig1(2.0);
 	unsigned c, d, i, k;
 
@@ -615,8 +618,10 @@ bench_syscalls(void)
 				round_trip(&fe, gpa, sc->len);
 			straced_run(&vd, &fe, gpa, &idle, &idl[d]);
 			straced_run(&vd, &fe, gpa, sc, &r);
-			if (c == 0)
+			if (c == 0) {
 				one[d] = r;
+				one_idle[d] = idl[d];
+			}
 			f[d] = fig1((r.total - idl[d].total) /
 			    (double)sc->nreq);
 			fe_close(&fe);
@@ -634,7 +639,7 @@ bench_syscalls(void)
 	 * base's top 4 that are not among ours.
 	 */
 	for (d = 0; d < ndm; d++) {
-		sc_net(&one[d], &idl[d]);
+		sc_net(&one[d], &one_idle[d]);
 		qsort(one[d].s, one[d].n, sizeof(one[d].s[0]), cmp_sysc);
 	}
 	for (d = 0; d < ndm; d++)
@@ -648,7 +653,7 @@ bench_syscalls(void)
 				f[i] = fig1(calls_of(&one[i], sn) /
 				    (double)cases[0].nreq);
 			snprintf(name, sizeof(name), "  64 B 1 in flight, "
-			    "%.8s's #%u: %.31s", dm[d].name, k + 1, sn);
+			    "top %u (%.8s): %.31s", k + 1, dm[d].name, sn);
 			row("syscalls", name, "calls", &f[0], "-", NULL,
 			    &f[1]);
 		}
@@ -905,7 +910,7 @@ bench_many(void)
 	memset(rss, 0, sizeof(rss));
 	memset(thr, 0, sizeof(thr));
 	for (d = 0; d < ndm; d++) {
-		uint64_t bytes = 0, nreq = 0;
+		uint64_t bytes = 0;
 		int64_t t0, from, end, now, t_from = -1;
 		bool zero = false;
 		struct vd vd;
@@ -952,7 +957,6 @@ bench_many(void)
 				if (read(f->call, &v, sizeof(v)) < 0)
 					continue;
 				bytes += reap(f, &got, &zero);
-				nreq += got;
 				if (got == 0)
 					continue;
 				want_call(f);
@@ -1232,6 +1236,9 @@ main(int argc, char *argv[])
 	if (missed_calls > 0)
 		note("WARNING: %u completions came without a call",
 		    missed_calls);
+	if (late_kicks > 0)
+		note("WARNING: %u times nothing happened for 1 s until an "
+		    "unrequested kick", late_kicks);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", rundir);
 	if (system(cmd) != 0)
