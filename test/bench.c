@@ -812,7 +812,7 @@ bench_latency(void)
 
 #define BULK_RUNS	3
 #define BULK_WARM_MS	200
-#define BULK_MS		1000
+#define BULK_MS		700
 
 static double
 read_rate(uint32_t len, int ms)
