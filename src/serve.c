@@ -428,6 +428,7 @@ serve_ring(struct serve *s)
 	if (s->timer_wait || s->source_wait)
 		return 0;
 	if (!vu_dev_ring_runnable(s->dev)) {
+		s->polling = false;
 		serve_report_broken(s);
 		return 0;
 	}
@@ -462,8 +463,11 @@ serve_spin(struct serve *s, uint64_t until_ns, int epoll_fd)
 	uint64_t now, look;
 	sigjmp_buf env;
 
-	if (s->timer_wait || s->source_wait || !vu_dev_ring_runnable(s->dev))
+	if (s->timer_wait || s->source_wait ||
+	    !vu_dev_ring_runnable(s->dev)) {
+		s->polling = false;	/* serve_ring asks for kicks again */
 		return false;
+	}
 	if (sigsetjmp(env, 0) != 0) {
 		memory_vanished(s);
 		return false;
