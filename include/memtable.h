@@ -14,6 +14,7 @@
  * half-open and checked by subtraction, so no sum can wrap.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,13 @@ int	memtable_remove(struct memtable *, const struct vu_mem_region *);
  * requested length).  Returns NULL if gpa is in no region or *len is 0.
  */
 void	*memtable_gpa(const struct memtable *, uint64_t gpa, uint64_t *len);
+/*
+ * Whether the whole of [gpa, gpa+len) is guest memory, possibly spanning
+ * regions that are adjacent in guest physical space.  False for len 0 and
+ * for a range that wraps.  Costs one lookup per region spanned.
+ */
+bool	memtable_gpa_range(const struct memtable *, uint64_t gpa,
+	    uint64_t len);
 /*
  * Front-end virtual address -> host pointer for the whole of [uva, uva+len)
  * inside one region (the rings must be contiguous), or NULL.

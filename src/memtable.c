@@ -295,6 +295,27 @@ memtable_gpa(const struct memtable *mt, uint64_t gpa, uint64_t *len)
 	return NULL;
 }
 
+bool
+memtable_gpa_range(const struct memtable *mt, uint64_t gpa, uint64_t len)
+{
+	if (!range_ok(gpa, len))
+		return false;
+	/*
+	 * Each step ends at the end of a region, and regions do not overlap,
+	 * so this runs at most once per region.
+	 */
+	for (;;) {
+		uint64_t chunk = len;
+
+		if (memtable_gpa(mt, gpa, &chunk) == NULL)
+			return false;
+		if (chunk == len)
+			return true;
+		len -= chunk;
+		gpa += chunk;	/* < the range's end: range_ok above */
+	}
+}
+
 void *
 memtable_uva(const struct memtable *mt, uint64_t uva, uint64_t len)
 {

@@ -1982,6 +1982,47 @@ START_TEST(polling_ring_disabled_or_broken_sleeps)
 }
 END_TEST
 
+/* ---- whole requests (issue 8) ------------------------------------ */
+
+/* The daemon fills at most this much of one request (GUEST_MAX_REQUEST). */
+#define FILL_CAP	(256u * 1024)
+
+/* One buffer at a valid address whose length runs far past guest RAM. */
+static unsigned
+poison_long_buffer(struct fe *fe, struct fe_buf *holes)
+{
+	(void)holes;
+	fe_write_desc(fe, 0, buf(fe, 64), 0xfffff000u, FE_DESC_F_WRITE, 0);
+	fe_publish(fe, 0);
+	return 0;
+}
+
+START_TEST(whole_buffer_past_end_of_memory)
+{
+	hostile_ring(poison_long_buffer);
+}
+END_TEST
+
+/* [256 KiB valid, 4 KiB in no region]: the cap is hit before the tail. */
+static unsigned
+poison_tail_past_cap(struct fe *fe, struct fe_buf *holes)
+{
+	uint64_t nowhere = fe->cfg.gpa + fe->cfg.mem_size + (1u << 20);
+
+	(void)holes;
+	fe_write_desc(fe, 0, buf(fe, FILL_CAP), FILL_CAP, FE_DESC_F_WRITE |
+	    FE_DESC_F_NEXT, 1);
+	fe_write_desc(fe, 1, nowhere, 4096, FE_DESC_F_WRITE, 0);
+	fe_publish(fe, 0);
+	return 0;
+}
+
+START_TEST(whole_chain_tail_past_fill_cap)
+{
+	hostile_ring(poison_tail_past_cap);
+}
+END_TEST
+
 Suite *
 it_hostile_suite(void)
 {
@@ -2081,6 +2122,12 @@ it_hostile_suite(void)
 	tc = tcase_create("polling");
 	tcase_set_timeout(tc, IT_TIMEOUT);
 	tcase_add_test(tc, polling_ring_disabled_or_broken_sleeps);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("whole_request");
+	tcase_set_timeout(tc, IT_TIMEOUT);
+	tcase_add_test(tc, whole_buffer_past_end_of_memory);
+	tcase_add_test(tc, whole_chain_tail_past_fill_cap);
 	suite_add_tcase(s, tc);
 	return s;
 }

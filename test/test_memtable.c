@@ -654,6 +654,49 @@ START_TEST(clear_then_reuse)
 }
 END_TEST
 
+/* --- whole ranges (issue 8) ----------------------------------------- */
+
+/* [GPA0, +RSIZE) and [GPA0 + RSIZE, +RSIZE) adjacent, then a hole. */
+START_TEST(gpa_range_spans_adjacent_regions_only)
+{
+	struct vu_mem_region r[2];
+	int fds[2];
+
+	r[0] = reg(GPA0, RSIZE, UVA0, 0);
+	r[1] = reg(GPA0 + RSIZE, RSIZE, UVA0 + 4 * RSIZE, 0);
+	fds[0] = unit_memfd("a", RSIZE);
+	fds[1] = unit_memfd("b", RSIZE);
+	ck_assert_int_eq(memtable_set(&mt, r, 2, fds, 2), 0);
+
+	ck_assert(memtable_gpa_range(&mt, GPA0, 1));
+	ck_assert(memtable_gpa_range(&mt, GPA0, 2 * RSIZE));
+	ck_assert(memtable_gpa_range(&mt, GPA0 + RSIZE - 1, 2));
+	ck_assert(memtable_gpa_range(&mt, GPA0 + 2 * RSIZE - 1, 1));
+	/* One byte past the end, before the start, in the hole. */
+	ck_assert(!memtable_gpa_range(&mt, GPA0, 2 * RSIZE + 1));
+	ck_assert(!memtable_gpa_range(&mt, GPA0 - 1, 2));
+	ck_assert(!memtable_gpa_range(&mt, GPA0 + 2 * RSIZE, 1));
+	ck_assert(!memtable_gpa_range(&mt, GPA0 + 8, 0xfffff000u));
+	/* Empty and wrapping ranges are never memory. */
+	ck_assert(!memtable_gpa_range(&mt, GPA0, 0));
+	ck_assert(!memtable_gpa_range(&mt, GPA0, UINT64_MAX));
+	ck_assert(!memtable_gpa_range(&mt, UINT64_MAX, 2));
+}
+END_TEST
+
+START_TEST(gpa_range_to_top_of_address_space)
+{
+	uint64_t top = UINT64_MAX - RSIZE + 1;
+	int fd = set_one(top, RSIZE, UVA0);
+
+	ck_assert(memtable_gpa_range(&mt, top, RSIZE));
+	ck_assert(memtable_gpa_range(&mt, UINT64_MAX, 1));
+	ck_assert(!memtable_gpa_range(&mt, UINT64_MAX, 2));
+	ck_assert(!memtable_gpa_range(&mt, top - 1, RSIZE));
+	close(fd);
+}
+END_TEST
+
 Suite *
 memtable_suite(void)
 {
@@ -697,6 +740,12 @@ memtable_suite(void)
 	tcase_add_test(tc, fill_all_slots);
 	tcase_add_test(tc, generation_changes);
 	tcase_add_test(tc, clear_then_reuse);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("whole_range");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, gpa_range_spans_adjacent_regions_only);
+	tcase_add_test(tc, gpa_range_to_top_of_address_space);
 	suite_add_tcase(s, tc);
 	return s;
 }
