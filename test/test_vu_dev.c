@@ -882,6 +882,16 @@ START_TEST(cleanup_closes_all)
 }
 END_TEST
 
+/* --- issue 8 ------------------------------------------------------- */
+
+/* The figure on the wire, as Linux vhost and libvhost-user answer. */
+START_TEST(get_max_mem_slots_509)
+{
+	ck_assert_int_eq(send_none(VU_GET_MAX_MEM_SLOTS, 0), 0);
+	ck_assert_uint_eq(reply_u64(VU_GET_MAX_MEM_SLOTS), 509);
+}
+END_TEST
+
 Suite *
 vu_dev_suite(void)
 {
@@ -938,6 +948,12 @@ vu_dev_suite(void)
 	tcase_add_test(tc, mem_table_size_mismatch);
 	tcase_add_test(tc, mem_table_fd_count_mismatch);
 	tcase_add_test(tc, add_and_remove_region);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("issue8");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, get_max_mem_slots_509);
 	suite_add_tcase(s, tc);
 	return s;
 }
