@@ -153,6 +153,7 @@ process_ring(struct guest *g)
 	fault_guard = &env;
 	process_ring_unguarded(g);
 	fault_guard = NULL;
+	STAT_ADD(g, errors, vu_dev_take_ring_errors(&g->dev));
 }
 
 /*

@@ -104,19 +104,43 @@ virtq_set_base(struct virtq *vq, uint16_t base)
 	vq->signalled_used_valid = false;
 }
 
+/*
+ * Bytes of the three rings of num entries (VIRTIO 1.x 2.7: "Virtqueue Part
+ * Sizes"), with the event words of EVENT_IDX.
+ */
+static void
+ring_sizes(const struct virtq *vq, uint32_t num, uint64_t *desc_len,
+    uint64_t *avail_len, uint64_t *used_len)
+{
+	uint64_t extra = vq->event_idx ? 2 : 0;
+
+	*desc_len = (uint64_t)num * sizeof(struct vring_desc);
+	*avail_len = 4 + 2 * (uint64_t)num + extra;
+	*used_len = 4 + sizeof(struct vring_used_elem) * (uint64_t)num + extra;
+}
+
+bool
+virtq_addr_in_memory(const struct virtq *vq, const struct memtable *mt,
+    uint64_t desc, uint64_t avail, uint64_t used)
+{
+	uint64_t desc_len, avail_len, used_len;
+
+	ring_sizes(vq, vq->num != 0 ? vq->num : 1, &desc_len, &avail_len,
+	    &used_len);
+	return memtable_uva(mt, desc, desc_len) != NULL &&
+	    memtable_uva(mt, avail, avail_len) != NULL &&
+	    memtable_uva(mt, used, used_len) != NULL;
+}
+
 int
 virtq_map(struct virtq *vq, const struct memtable *mt)
 {
-	uint64_t extra = vq->event_idx ? 2 : 0;
 	uint64_t desc_len, avail_len, used_len;
 
 	vq->mapped = false;
 	if (vq->num == 0 || !vq->addr_set)
 		return -1;
-	desc_len = (uint64_t)vq->num * sizeof(struct vring_desc);
-	avail_len = 4 + 2 * (uint64_t)vq->num + extra;
-	used_len = 4 + sizeof(struct vring_used_elem) * (uint64_t)vq->num +
-	    extra;
+	ring_sizes(vq, vq->num, &desc_len, &avail_len, &used_len);
 	vq->desc = memtable_uva(mt, vq->desc_uva, desc_len);
 	vq->avail = memtable_uva(mt, vq->avail_uva, avail_len);
 	vq->used = memtable_uva(mt, vq->used_uva, used_len);
