@@ -983,8 +983,9 @@ START_TEST(ring_start_unmappable_counted_once)
 	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 8), 0);
 	ck_assert_int_eq(send_addr(0, UVA0), 0);
 	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_ERR, 0, dup(err)), 0);
+	/* Not started yet. */
 	ck_assert(!vu_dev_ring_runnable(&dev));
-	ck_assert_uint_eq(vu_dev_take_ring_errors(&dev), 0);	/* not started */
+	ck_assert_uint_eq(vu_dev_take_ring_errors(&dev), 0);
 	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, an_eventfd()), 0);
 	for (i = 0; i < 5; i++)
 		ck_assert(!vu_dev_ring_runnable(&dev));
