@@ -123,7 +123,7 @@ uninstall: uninstall-extra
 
 clean:
 	rm -rf build/obj build/unit-tests build/integration-tests \
-	    build/$(PROG)-san $(PROG)
+	    build/$(PROG)-san build/bench build/bench-memtable $(PROG)
 
 .PHONY: all check check-e2e check-all lint demo install uninstall clean
 
@@ -138,3 +138,10 @@ build/bench: test/bench.c $(FRONTEND_SRCS) $(UNIT_HDRS) Makefile
 bench: $(PROG) build/bench
 	scripts/bench
 .PHONY: bench
+
+# Address translation with 1, 32 and 509 memory regions.
+build/bench-memtable: test/bench_memtable.c src/memtable.c src/log.c $(HDRS) \
+		Makefile
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) -o $@ test/bench_memtable.c src/memtable.c \
+	    src/log.c $(LIBS)

@@ -9,16 +9,23 @@
  */
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 struct listener {
 	int	 fd;
 	bool	 listening;	/* false: fd is already a connection */
-	bool	 created;	/* we bound it: unlink at exit */
+	bool	 created;	/* we bound it: unlink at exit if still ours */
+	dev_t	 dev;		/* the socket file bind made */
+	ino_t	 ino;
 	char	 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-/* Creates <base>0 .. <base><n-1>, replacing stale socket files. */
+/*
+ * Creates <base>0 .. <base><n-1>.  A stale socket file (nobody listening:
+ * connect(2) is refused) is replaced; a live one, or any other file, is
+ * an error.
+ */
 int	listeners_create(struct listener *, unsigned n, const char *base,
 	    char *err, size_t errlen);
 /*
@@ -29,6 +36,10 @@ int	listeners_from_systemd(struct listener *, unsigned max, char *err,
 	    size_t errlen);
 /* --fd: a listening socket or an accepted connection. */
 int	listener_from_fd(struct listener *, int fd, char *err, size_t errlen);
+/*
+ * Closes the fds and unlinks the socket files we created, but only those
+ * still the same file (a later daemon may have replaced one).
+ */
 void	listeners_close(struct listener *, unsigned n);
 
 #endif

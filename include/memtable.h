@@ -14,12 +14,19 @@
  * half-open and checked by subtraction, so no sum can wrap.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "vu_proto.h"
 
-#define MEMTABLE_MAX_SLOTS	32	/* what GET_MAX_MEM_SLOTS reports */
+/*
+ * What GET_MAX_MEM_SLOTS reports (vhost-user.rst "Memory region
+ * description"): the 509 of Linux vhost and libvhost-user, so that QEMU
+ * accepts a guest with as many DIMMs as with them.  The table grows as
+ * regions arrive: a guest with one region carries one region's worth.
+ */
+#define MEMTABLE_MAX_SLOTS	509
 /*
  * Guest memory one guest may have mapped in all: 1 TiB.  Mappings cost our
  * address space (128 TiB in all), which every guest shares; without a cap
@@ -36,15 +43,26 @@ struct mem_region {
 	size_t		 map_len;
 };
 
+/*
+ * regions[] is sorted by gpa and by_uva[] holds the indexes of regions[]
+ * sorted by uva, so that both translations are binary searches (regions
+ * never overlap in either space: memtable_validate).  Both arrays have
+ * room for cap entries.
+ */
 struct memtable {
-	struct mem_region	regions[MEMTABLE_MAX_SLOTS];
+	struct mem_region	*regions;
+	unsigned		*by_uva;
 	unsigned		nregions;
+	unsigned		cap;
 	/* Bumped on every change, so users of cached pointers notice. */
 	uint64_t		generation;
 };
 
 void	memtable_init(struct memtable *);
-/* Unmaps everything; the table is empty (and reusable) afterwards. */
+/*
+ * Unmaps everything and frees the arrays; the table is empty (and
+ * reusable) afterwards.
+ */
 void	memtable_clear(struct memtable *);
 
 /*
@@ -61,14 +79,22 @@ int	memtable_add(struct memtable *, const struct vu_mem_region *, int fd);
 int	memtable_remove(struct memtable *, const struct vu_mem_region *);
 
 /*
- * Guest physical address -> host pointer.  On success *len is clamped to
- * the bytes that are contiguous in one region (at least 1, at most the
- * requested length).  Returns NULL if gpa is in no region or *len is 0.
+ * Guest physical address -> host pointer, O(log n).  On success *len is
+ * clamped to the bytes that are contiguous in one region (at least 1, at
+ * most the requested length).  Returns NULL if gpa is in no region or
+ * *len is 0.
  */
 void	*memtable_gpa(const struct memtable *, uint64_t gpa, uint64_t *len);
 /*
+ * Whether the whole of [gpa, gpa+len) is guest memory, possibly spanning
+ * regions that are adjacent in guest physical space.  False for len 0 and
+ * for a range that wraps.  Costs one lookup per region spanned.
+ */
+bool	memtable_gpa_range(const struct memtable *, uint64_t gpa,
+	    uint64_t len);
+/*
  * Front-end virtual address -> host pointer for the whole of [uva, uva+len)
- * inside one region (the rings must be contiguous), or NULL.
+ * inside one region (the rings must be contiguous), or NULL; O(log n).
  */
 void	*memtable_uva(const struct memtable *, uint64_t uva, uint64_t len);
 

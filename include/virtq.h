@@ -98,6 +98,13 @@ int	virtq_set_num(struct virtq *, uint32_t num);
 int	virtq_set_addr(struct virtq *, uint64_t desc, uint64_t avail,
 	    uint64_t used);
 void	virtq_set_base(struct virtq *, uint16_t base);
+/*
+ * Whether rings at these front-end addresses lie in guest memory, each in
+ * one region, for the queue size set (one entry before SET_VRING_NUM).
+ * Only looks at the table: touches no guest memory.
+ */
+bool	virtq_addr_in_memory(const struct virtq *, const struct memtable *,
+	    uint64_t desc, uint64_t avail, uint64_t used);
 
 /*
  * Translates the ring addresses through the memory table; needed again

@@ -48,8 +48,21 @@ struct vu_dev {
 	int		 call_fd;
 	int		 err_fd;
 
+	/* A memory table was accepted (SET_MEM_TABLE, ADD_MEM_REG). */
+	bool		 has_mem_table;
+	/*
+	 * A started, configured ring that does not map: reported once per
+	 * start or loss of a mapping that worked (map_failed), and not tried
+	 * again until the table or the ring changes (map_stale at table
+	 * generation map_gen).
+	 */
+	bool		 map_failed;
+	bool		 map_stale;
+	uint64_t	 map_gen;
+
 	/* Counters for the statistics (this thread only). */
 	uint64_t	 bad_messages;
+	uint64_t	 ring_errors;	/* not yet taken, see below */
 };
 
 void	vu_dev_init(struct vu_dev *, int sock);
@@ -62,8 +75,16 @@ void	vu_dev_cleanup(struct vu_dev *);
  */
 int	vu_dev_handle(struct vu_dev *, struct vu_msg *);
 
-/* The ring may be processed now (started, enabled, mapped, not broken). */
+/*
+ * The ring may be processed now (started, enabled, mapped, not broken).
+ * Maps the rings, so it touches guest memory: call it under the SIGBUS
+ * guard.  A started ring whose addresses do not map counts one ring
+ * error per start, or per loss of a mapping that worked (logged, and
+ * signalled on the err eventfd).
+ */
 bool	vu_dev_ring_runnable(struct vu_dev *);
+/* Ring errors counted since the last call, for the statistics. */
+uint64_t vu_dev_take_ring_errors(struct vu_dev *);
 /* Signals the guest (call eventfd) if the driver wants it. */
 void	vu_dev_notify(struct vu_dev *);
 /* Tells the front-end (err eventfd) that the ring broke. */

@@ -21,12 +21,39 @@
 #define LISTEN_BACKLOG	4
 #define SD_LISTEN_FDS_START 3
 
+/*
+ * Whether someone listens on the socket file at sun: a connect(2) that is
+ * refused means nobody does (a stale file of a dead process).  The probe
+ * does not block: a live socket with a full backlog says EAGAIN.  A live
+ * listener sees a connection that closes at once.  Returns 1 live, 0
+ * stale, -1 if it cannot tell (errno).
+ */
+static int
+socket_live(const struct sockaddr_un *sun)
+{
+	int fd, ret;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0)
+		ret = 1;
+	else if (errno == EAGAIN || errno == EINPROGRESS)
+		ret = 1;
+	else if (errno == ECONNREFUSED || errno == ENOENT)
+		ret = 0;
+	else
+		ret = -1;
+	close(fd);
+	return ret;
+}
+
 static int
 create_one(struct listener *l, const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	struct stat st;
-	int fd;
+	int fd, live;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -35,14 +62,29 @@ create_one(struct listener *l, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: too long for a Unix socket", path);
 		return -1;
 	}
-	/* A stale socket of an earlier run is replaced; nothing else is. */
+	/*
+	 * A stale socket of an earlier run is replaced; nothing else is, and
+	 * above all not a socket another process (a second daemon started on
+	 * the same path) is listening on.
+	 */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errlen, "%s exists and is not a socket",
 			    path);
 			return -1;
 		}
-		if (unlink(path) < 0) {
+		if ((live = socket_live(&sun)) != 0) {
+			if (live > 0)
+				snprintf(err, errlen, "%s: another process is "
+				    "listening on it (a daemon already "
+				    "running?); not taking it over", path);
+			else
+				snprintf(err, errlen, "%s: cannot tell whether "
+				    "the socket is in use: %s", path,
+				    strerror(errno));
+			return -1;
+		}
+		if (unlink(path) < 0 && errno != ENOENT) {
 			snprintf(err, errlen, "cannot remove stale socket "
 			    "%s: %s", path, strerror(errno));
 			return -1;
@@ -61,6 +103,14 @@ create_one(struct listener *l, const char *path, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
+	/* What bind made, so that at exit we remove that file only. */
+	if (lstat(path, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
 	l->fd = fd;
 	l->listening = true;
 	l->created = true;
@@ -190,6 +240,27 @@ listeners_from_systemd(struct listener *ls, unsigned max, char *err,
 	return (int)n;
 }
 
+/* Removes the socket file l created, if it is still that file. */
+static void
+remove_ours(const struct listener *l)
+{
+	struct stat st;
+
+	if (lstat(l->path, &st) < 0) {
+		if (errno != ENOENT)
+			log_warn("%s", l->path);
+		return;
+	}
+	if (!S_ISSOCK(st.st_mode) || st.st_dev != l->dev ||
+	    st.st_ino != l->ino) {
+		log_warnx("%s is no longer the socket this daemon created; "
+		    "leaving it", l->path);
+		return;
+	}
+	if (unlink(l->path) < 0 && errno != ENOENT)
+		log_warn("removing %s", l->path);
+}
+
 void
 listeners_close(struct listener *ls, unsigned n)
 {
@@ -199,8 +270,8 @@ listeners_close(struct listener *ls, unsigned n)
 		if (ls[i].fd >= 0)
 			close(ls[i].fd);
 		ls[i].fd = -1;
-		if (ls[i].created && unlink(ls[i].path) < 0 && errno != ENOENT)
-			log_warn("removing %s", ls[i].path);
+		if (ls[i].created)
+			remove_ours(&ls[i]);
 		ls[i].created = false;
 	}
 }

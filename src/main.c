@@ -33,6 +33,17 @@
 
 /* How long SIGTERM waits for the guest threads. */
 #define STOP_WAIT_MS	700
+/*
+ * When accept(2) fails for want of resources (EMFILE, ENFILE, ENOBUFS,
+ * ENOMEM) the connection stays queued and the listener readable: polling
+ * it again at once would spin.  So accepting pauses, for a delay that
+ * doubles from the first to the last of these, and a streak of failures
+ * logs its first line, one line per ACCEPT_LOG_EVERY failures after that
+ * (about a minute apart at the longest delay) and its end.
+ */
+#define ACCEPT_BACKOFF_MIN_MS	100
+#define ACCEPT_BACKOFF_MAX_MS	1000
+#define ACCEPT_LOG_EVERY	64
 
 struct daemon {
 	struct config		 cfg;
@@ -45,6 +56,10 @@ struct daemon {
 	int			 signal_fd;
 	int			 wake_fd;
 	bool			 one_shot;	/* --fd was a connection */
+	/* Accept back-off: no listener is polled before accept_resume. */
+	uint64_t		 accept_resume;	/* monotonic ns; 0: none */
+	unsigned		 accept_backoff_ms;
+	unsigned long		 accept_failures;	/* this streak */
 };
 
 static void
@@ -108,6 +123,28 @@ start_guest(struct daemon *d, unsigned i, int conn)
 	}
 }
 
+/*
+ * accept(2) failed with something that will not go away by itself (no
+ * descriptors, no memory, a listener gone bad): stop accepting for a
+ * while, on every listener (the shortage is the process's or the
+ * system's, not one socket's).
+ */
+static void
+accept_failed(struct daemon *d, unsigned i, int err)
+{
+	unsigned ms = d->accept_backoff_ms;
+
+	ms = ms == 0 ? ACCEPT_BACKOFF_MIN_MS : ms * 2;
+	if (ms > ACCEPT_BACKOFF_MAX_MS)
+		ms = ACCEPT_BACKOFF_MAX_MS;
+	d->accept_backoff_ms = ms;
+	d->accept_resume = monotonic_ns() + (uint64_t)ms * 1000000;
+	if (d->accept_failures++ % ACCEPT_LOG_EVERY == 0)
+		log_warnx("accept on %s: %s (%lu time(s) in a row); not "
+		    "accepting for %u ms", d->listeners[i].path,
+		    strerror(err), d->accept_failures, ms);
+}
+
 static void
 accept_on(struct daemon *d, unsigned i)
 {
@@ -115,14 +152,36 @@ accept_on(struct daemon *d, unsigned i)
 
 	conn = accept4(d->listeners[i].fd, NULL, NULL, SOCK_CLOEXEC);
 	if (conn < 0) {
+		/* Gone or interrupted: nothing to wait for. */
 		if (errno != EAGAIN && errno != EINTR &&
 		    errno != ECONNABORTED)
-			log_warn("accept on %s", d->listeners[i].path);
+			accept_failed(d, i, errno);
 		return;
 	}
+	if (d->accept_failures > 0)
+		log_warnx("accepting again after %lu failed attempt(s)",
+		    d->accept_failures);
+	d->accept_failures = 0;
+	d->accept_backoff_ms = 0;
 	log_info("guest %u: front-end connected on %s", i,
 	    d->listeners[i].path);
 	start_guest(d, i, conn);
+}
+
+/* poll(2) timeout: -1, or the ms until accepting resumes (rounded up). */
+static int
+accept_pause_ms(struct daemon *d)
+{
+	uint64_t now;
+
+	if (d->accept_resume == 0)
+		return -1;
+	now = monotonic_ns();
+	if (now >= d->accept_resume) {
+		d->accept_resume = 0;
+		return -1;
+	}
+	return (int)((d->accept_resume - now + 999999) / 1000000);
 }
 
 static void
@@ -212,6 +271,8 @@ main_loop(struct daemon *d)
 	if (pfd == NULL)
 		fatal("poll set");
 	for (;;) {
+		int timeout = accept_pause_ms(d);
+
 		pfd[0].fd = d->signal_fd;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = d->wake_fd;
@@ -220,15 +281,16 @@ main_loop(struct daemon *d)
 			/*
 			 * A busy socket is not polled: a second front-end
 			 * waits in the backlog and cannot disturb the first.
+			 * Nor is any while accepting pauses.
 			 */
-			pfd[2 + i].fd = d->slots[i].busy ||
+			pfd[2 + i].fd = d->slots[i].busy || timeout >= 0 ||
 			    !d->listeners[i].listening ? -1 :
 			    d->listeners[i].fd;
 			pfd[2 + i].events = POLLIN;
 			pfd[2 + i].revents = 0;
 		}
 		n = d->nslots + 2;
-		if (poll(pfd, n, -1) < 0) {
+		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			fatal("poll");

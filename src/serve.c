@@ -427,18 +427,21 @@ serve_ring(struct serve *s)
 	s->more = false;
 	if (s->timer_wait || s->source_wait)
 		return 0;
-	if (!vu_dev_ring_runnable(s->dev)) {
-		s->polling = false;
-		serve_report_broken(s);
-		return 0;
-	}
 	if (sigsetjmp(env, 0) != 0) {
 		memory_vanished(s);
 		return 0;
 	}
+	/* Mapping the rings reads used->idx: guarded too. */
 	fault_guard = &env;
-	pushed = serve_unguarded(s);
+	if (vu_dev_ring_runnable(s->dev))
+		pushed = serve_unguarded(s);
+	else {
+		s->polling = false;
+		pushed = 0;
+	}
 	fault_guard = NULL;
+	/* A ring that started but cannot map (vu_dev.c) counts too. */
+	GUEST_STAT_ADD(s->slot, errors, vu_dev_take_ring_errors(s->dev));
 	serve_report_broken(s);
 	return pushed;
 }
@@ -463,8 +466,7 @@ serve_spin(struct serve *s, uint64_t until_ns, int epoll_fd)
 	uint64_t now, look;
 	sigjmp_buf env;
 
-	if (s->timer_wait || s->source_wait ||
-	    !vu_dev_ring_runnable(s->dev)) {
+	if (s->timer_wait || s->source_wait) {
 		s->polling = false;	/* serve_ring asks for kicks again */
 		return false;
 	}
@@ -473,6 +475,11 @@ serve_spin(struct serve *s, uint64_t until_ns, int epoll_fd)
 		return false;
 	}
 	fault_guard = &env;
+	if (!vu_dev_ring_runnable(s->dev)) {
+		fault_guard = NULL;
+		s->polling = false;
+		return false;
+	}
 	if (!s->polling) {
 		s->polling = true;
 		virtq_disable_notify(&s->dev->vq);

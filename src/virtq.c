@@ -12,6 +12,8 @@
  * - indirect tables are 16-byte multiples, never nested, never chained;
  * - every buffer address goes through the memory table's translator, so
  *   we write nowhere but inside the guest's own memory regions;
+ * - every buffer of a chain lies whole in guest memory, or the ring is
+ *   broken, even when we fill only its first bytes (the fill cap);
  * - the device's own indexes (last_avail_idx, used_idx) are private and
  *   never read back from the ring.
  * A violation latches the queue "broken": logged once, nothing more is
@@ -119,19 +121,43 @@ virtq_set_base(struct virtq *vq, uint16_t base)
 	vq->signalled_used_valid = false;
 }
 
+/*
+ * Bytes of the three rings of num entries (VIRTIO 1.x 2.7: "Virtqueue Part
+ * Sizes"), with the event words of EVENT_IDX.
+ */
+static void
+ring_sizes(const struct virtq *vq, uint32_t num, uint64_t *desc_len,
+    uint64_t *avail_len, uint64_t *used_len)
+{
+	uint64_t extra = vq->event_idx ? 2 : 0;
+
+	*desc_len = (uint64_t)num * sizeof(struct vring_desc);
+	*avail_len = 4 + 2 * (uint64_t)num + extra;
+	*used_len = 4 + sizeof(struct vring_used_elem) * (uint64_t)num + extra;
+}
+
+bool
+virtq_addr_in_memory(const struct virtq *vq, const struct memtable *mt,
+    uint64_t desc, uint64_t avail, uint64_t used)
+{
+	uint64_t desc_len, avail_len, used_len;
+
+	ring_sizes(vq, vq->num != 0 ? vq->num : 1, &desc_len, &avail_len,
+	    &used_len);
+	return memtable_uva(mt, desc, desc_len) != NULL &&
+	    memtable_uva(mt, avail, avail_len) != NULL &&
+	    memtable_uva(mt, used, used_len) != NULL;
+}
+
 int
 virtq_map(struct virtq *vq, const struct memtable *mt)
 {
-	uint64_t extra = vq->event_idx ? 2 : 0;
 	uint64_t desc_len, avail_len, used_len;
 
 	vq->mapped = false;
 	if (vq->num == 0 || !vq->addr_set)
 		return -1;
-	desc_len = (uint64_t)vq->num * sizeof(struct vring_desc);
-	avail_len = 4 + 2 * (uint64_t)vq->num + extra;
-	used_len = 4 + sizeof(struct vring_used_elem) * (uint64_t)vq->num +
-	    extra;
+	ring_sizes(vq, vq->num, &desc_len, &avail_len, &used_len);
 	vq->desc = memtable_uva(mt, vq->desc_uva, desc_len);
 	vq->avail = memtable_uva(mt, vq->avail_uva, avail_len);
 	vq->used = memtable_uva(mt, vq->used_uva, used_len);
@@ -218,7 +244,11 @@ guest_copy_from(const struct memtable *mt, uint64_t gpa, void *buf,
 	return 0;
 }
 
-/* Appends [gpa, gpa+len) to the request, at most up to max_len in all. */
+/*
+ * Appends [gpa, gpa+len) to the request, at most up to max_len bytes and
+ * VIRTQ_MAX_IOV iovecs in all.  The caller has checked the whole range
+ * with memtable_gpa_range(): what is cut off here was validated too.
+ */
 static int
 req_add(const struct memtable *mt, struct virtq_req *req, uint64_t gpa,
     uint32_t len, size_t max_len)
@@ -329,6 +359,15 @@ virtq_pop(struct virtq *vq, const struct memtable *mt, struct virtq_req *req,
 				    "len)", head, d.len);
 				return -1;
 			}
+			/*
+			 * The whole table is a buffer of the chain (VIRTIO
+			 * 1.x 2.7.5.3), even the part the walk never reads.
+			 */
+			if (!memtable_gpa_range(mt, d.addr, d.len)) {
+				mark_broken(vq, "indirect table outside guest "
+				    "memory (head, len)", head, d.len);
+				return -1;
+			}
 			indirect = true;
 			indirect_gpa = d.addr;
 			table_size = d.len / sizeof(struct vring_desc);
@@ -351,7 +390,13 @@ virtq_pop(struct virtq *vq, const struct memtable *mt, struct virtq_req *req,
 			    "request (head, index)", head, i);
 			return -1;
 		}
-		if (d.len > 0 && req_add(mt, req, d.addr, d.len, max_len) < 0) {
+		/*
+		 * The whole buffer must be guest memory, not just the part we
+		 * fill: a request is validated whole before a byte of it is
+		 * written, whatever the fill cap leaves out.
+		 */
+		if (d.len > 0 && (!memtable_gpa_range(mt, d.addr, d.len) ||
+		    req_add(mt, req, d.addr, d.len, max_len) < 0)) {
 			mark_broken(vq, "buffer outside guest memory (head, "
 			    "len)", head, d.len);
 			return -1;

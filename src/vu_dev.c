@@ -127,11 +127,55 @@ vu_dev_cleanup(struct vu_dev *dev)
 	dev->sock = -1;
 }
 
+/* Something the rings' mapping depends on changed: try it again. */
+static void
+ring_changed(struct vu_dev *dev)
+{
+	dev->vq.mapped = false;
+	dev->map_stale = false;
+}
+
 bool
 vu_dev_ring_runnable(struct vu_dev *dev)
 {
-	return dev->started && dev->enabled && !dev->vq.broken &&
-	    virtq_ready(&dev->vq, &dev->mt);
+	if (!dev->started || !dev->enabled || dev->vq.broken)
+		return false;
+	/* Failed with this table already: do not log it again. */
+	if (dev->map_stale && dev->map_gen == dev->mt.generation)
+		return false;
+	if (virtq_ready(&dev->vq, &dev->mt)) {
+		/* Losing the mapping later is news again. */
+		dev->map_stale = dev->map_failed = false;
+		return true;
+	}
+	if (dev->vq.num == 0 || !dev->vq.addr_set)
+		return false;		/* not configured yet */
+	/*
+	 * vhost-user.rst "Ring states": the ring started with its kick, but
+	 * cannot run.  Nothing else would tell anyone (the guest just waits),
+	 * so it is an error, once per start, and the front-end hears of it
+	 * on the err eventfd (vhost-user.rst VHOST_USER_SET_VRING_ERR).
+	 */
+	dev->map_stale = true;
+	dev->map_gen = dev->mt.generation;
+	if (!dev->map_failed) {
+		log_guest_err("ring started but cannot run: its addresses do "
+		    "not map to guest memory; front-end told on the err "
+		    "eventfd");
+		dev->map_failed = true;
+		dev->ring_errors++;
+		vu_dev_signal_error(dev);
+	}
+	return false;
+}
+
+uint64_t
+vu_dev_take_ring_errors(struct vu_dev *dev)
+{
+	uint64_t n = dev->ring_errors;
+
+	dev->ring_errors = 0;
+	return n;
 }
 
 static void
@@ -194,7 +238,7 @@ set_features(struct vu_dev *dev, struct vu_msg *msg)
 	dev->vq.event_idx = (dev->features &
 	    (1ull << VIRTIO_RING_F_EVENT_IDX)) != 0;
 	/* The ring sizes depend on EVENT_IDX: translate again. */
-	dev->vq.mapped = false;
+	ring_changed(dev);
 	/*
 	 * vhost-user.rst "Ring states": without VHOST_USER_F_PROTOCOL_FEATURES
 	 * rings start enabled; with it, SET_VRING_ENABLE enables them.
@@ -278,6 +322,7 @@ set_mem_table(struct vu_dev *dev, struct vu_msg *msg)
 	msg->nfds = 0;
 	if (ret < 0)
 		return H_FAIL;
+	dev->has_mem_table = true;
 	log_info("memory table: %u region(s)", dev->mt.nregions);
 	return H_OK;
 }
@@ -297,6 +342,7 @@ add_mem_reg(struct vu_dev *dev, struct vu_msg *msg)
 	msg->fds[0] = -1;	/* memtable_add owns it now */
 	if (memtable_add(&dev->mt, &msg->payload.single.region, fd) < 0)
 		return H_FAIL;
+	dev->has_mem_table = true;
 	log_info("memory region added: %u region(s)", dev->mt.nregions);
 	return H_OK;
 }
@@ -320,8 +366,10 @@ set_vring_num(struct vu_dev *dev, struct vu_msg *msg)
 		log_guest_err("SET_VRING_NUM while the ring runs");
 		return H_FAIL;
 	}
-	return virtq_set_num(&dev->vq, msg->payload.state.num) < 0 ? H_FAIL :
-	    H_OK;
+	if (virtq_set_num(&dev->vq, msg->payload.state.num) < 0)
+		return H_FAIL;
+	ring_changed(dev);
+	return H_OK;
 }
 
 static int
@@ -329,9 +377,28 @@ set_vring_addr(struct vu_dev *dev, struct vu_msg *msg)
 {
 	const struct vu_vring_addr *a = &msg->payload.addr;
 
+	/*
+	 * vhost-user.rst: the ring addresses are front-end virtual addresses
+	 * in the memory the table shared.  Once a table exists, rings outside
+	 * it can never run: refuse them now, where the front-end hears of it
+	 * (before any table, as after a front-end reconnect, they are checked
+	 * when the ring starts).
+	 */
+	if (dev->has_mem_table && !virtq_addr_in_memory(&dev->vq, &dev->mt,
+	    a->desc_user_addr, a->avail_user_addr, a->used_user_addr)) {
+		log_guest_err("SET_VRING_ADDR: rings (desc 0x%llx, avail "
+		    "0x%llx, used 0x%llx, size %u) are not inside guest "
+		    "memory (%u region(s))",
+		    (unsigned long long)a->desc_user_addr,
+		    (unsigned long long)a->avail_user_addr,
+		    (unsigned long long)a->used_user_addr, dev->vq.num,
+		    dev->mt.nregions);
+		return H_FAIL;
+	}
 	if (virtq_set_addr(&dev->vq, a->desc_user_addr, a->avail_user_addr,
 	    a->used_user_addr) < 0)
 		return H_FAIL;
+	ring_changed(dev);
 	return H_OK;
 }
 
@@ -466,7 +533,8 @@ set_vring_kick(struct vu_dev *dev, struct vu_msg *msg)
 	 */
 	dev->started = true;
 	dev->vq.broken = false;
-	dev->vq.mapped = false;
+	dev->map_failed = false;
+	ring_changed(dev);
 	if (dev->kick_polling)
 		log_info("no kick fd: polling the ring");
 	return H_OK;

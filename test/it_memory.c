@@ -376,6 +376,110 @@ START_TEST(connect_disconnect_cycles_leak_no_fds)
 }
 END_TEST
 
+/* ---- rings that cannot run (issue 8) ----------------------------- */
+
+/* The ring addresses of fe's ring, shifted by delta bytes. */
+static void
+ring_addr(const struct fe *fe, struct fe_vring_addr *a, uint64_t delta)
+{
+	memset(a, 0, sizeof(*a));
+	a->desc = fe->reg[0].uva + (fe->desc_gpa - fe->reg[0].gpa) + delta;
+	a->avail = fe->reg[0].uva + (fe->avail_gpa - fe->reg[0].gpa) + delta;
+	a->used = fe->reg[0].uva + (fe->used_gpa - fe->reg[0].gpa) + delta;
+}
+
+/* Rings outside the table are refused where the front-end hears it. */
+START_TEST(unrunnable_ring_addr_outside_memory_nacked)
+{
+	struct fe_mem_table empty;
+	struct fe_vring_addr a;
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe fe;
+
+	IT_START(&vd, 1, NULL);
+	fe_cfg_init(&cfg);
+	cfg.start = false;
+	IT_OPEN(&fe, &vd, 0, &cfg);
+	ck_assert_int_eq(fe_set_state(&fe, FE_SET_VRING_NUM, 0, cfg.qsize,
+	    true), 0);
+	/* Past the end of the one region. */
+	ring_addr(&fe, &a, fe.reg[0].size);
+	ck_assert_int_eq(fe_request(&fe, FE_SET_VRING_ADDR, &a, sizeof(a),
+	    NULL, 0, true), 1);
+	/* A table with no regions. */
+	memset(&empty, 0, sizeof(empty));
+	ck_assert_int_eq(fe_request(&fe, FE_SET_MEM_TABLE, &empty, 8, NULL, 0,
+	    true), 0);
+	ring_addr(&fe, &a, 0);
+	ck_assert_int_eq(fe_request(&fe, FE_SET_VRING_ADDR, &a, sizeof(a),
+	    NULL, 0, true), 1);
+	ck_assert_int_eq(vd_log_count(&vd, "are not inside guest memory"), 2);
+	/* The connection is fine: the real table, the real ring. */
+	IT_OK(fe_send_mem_table(&fe));
+	IT_OK(fe_ring_start(&fe, 0));
+	IT_SERVE(&fe, 64, &vd);
+	fe_close(&fe);
+	IT_STOP(&vd);
+	vd_cleanup(&vd);
+}
+END_TEST
+
+/*
+ * Rings that map when set but not when the ring starts (the table was
+ * replaced in between): one error in the statistics, one log line, the
+ * err eventfd, however often the guest kicks; fixed by a table that has
+ * them again.
+ */
+START_TEST(unrunnable_ring_at_start_is_an_error)
+{
+	struct fe_mem_table empty;
+	struct fe_vring_addr a;
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe fe;
+	uint64_t kick = 0;
+	int i;
+
+	IT_START(&vd, 1, NULL);
+	fe_cfg_init(&cfg);
+	cfg.start = false;
+	IT_OPEN(&fe, &vd, 0, &cfg);
+	fe_drain_errs(&fe);
+	ck_assert_int_eq(fe_set_state(&fe, FE_SET_VRING_NUM, 0, cfg.qsize,
+	    true), 0);
+	ck_assert_int_eq(fe_set_state(&fe, FE_SET_VRING_BASE, 0, 0, true), 0);
+	ring_addr(&fe, &a, 0);
+	ck_assert_int_eq(fe_request(&fe, FE_SET_VRING_ADDR, &a, sizeof(a),
+	    NULL, 0, true), 0);
+	memset(&empty, 0, sizeof(empty));
+	ck_assert_int_eq(fe_request(&fe, FE_SET_MEM_TABLE, &empty, 8, NULL, 0,
+	    true), 0);
+	ck_assert_int_eq(fe_request(&fe, FE_SET_VRING_KICK, &kick, 8,
+	    &fe.kick, 1, true), 0);
+	ck_assert_int_eq(fe_set_state(&fe, FE_SET_VRING_ENABLE, 0, 1, true),
+	    0);
+	ck_assert_msg(fe_wait_err(&fe, 3000), "no err eventfd signal%s",
+	    vd_log_text(&vd));
+	for (i = 0; i < 5; i++) {
+		fe_kick(&fe);
+		IT_OK(fe_sync(&fe));
+	}
+	ck_assert_int_eq(kill(vd.pid, SIGUSR1), 0);
+	ck_assert_msg(vd_log_wait(&vd, "connects 1 errors 1", 1, 3000),
+	    "stats%s", vd_log_text(&vd));
+	ck_assert_int_eq(vd_log_count(&vd, "ring started but cannot run"), 1);
+	ck_assert_uint_eq(fe_drain_errs(&fe), 1);
+
+	/* The memory is back: the same start runs. */
+	IT_OK(fe_send_mem_table(&fe));
+	IT_SERVE(&fe, 64, &vd);
+	fe_close(&fe);
+	IT_STOP(&vd);
+	vd_cleanup(&vd);
+}
+END_TEST
+
 Suite *
 it_memory_suite(void)
 {
@@ -388,6 +492,12 @@ it_memory_suite(void)
 	tcase_add_test(tc, mem_memfd_shrunk_after_mapping_does_not_kill_daemon);
 	tcase_add_test(tc, mem_memfd_shrunk_under_buffer_survives);
 	tcase_add_test(tc, connect_disconnect_cycles_leak_no_fds);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("unrunnable_ring");
+	tcase_set_timeout(tc, IT_TIMEOUT);
+	tcase_add_test(tc, unrunnable_ring_addr_outside_memory_nacked);
+	tcase_add_test(tc, unrunnable_ring_at_start_is_an_error);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -310,6 +310,38 @@ p_indirect_len_zero(struct fe *fe, struct fe_buf *h)
 	return 0;
 }
 
+/*
+ * Whole requests (issue 8): every descriptor of a chain, its whole
+ * [addr, addr+len), must lie in guest memory, even past the fill cap.
+ */
+
+/* The daemon fills at most this much of one request (GUEST_MAX_REQUEST). */
+#define FILL_CAP	(256u * 1024)
+
+/* One buffer at a valid address whose length runs far past guest RAM. */
+static unsigned
+poison_long_buffer(struct fe *fe, struct fe_buf *holes)
+{
+	(void)holes;
+	fe_write_desc(fe, 0, buf(fe, 64), 0xfffff000u, FE_DESC_F_WRITE, 0);
+	fe_publish(fe, 0);
+	return 0;
+}
+
+/* [256 KiB valid, 4 KiB in no region]: the cap is hit before the tail. */
+static unsigned
+poison_tail_past_cap(struct fe *fe, struct fe_buf *holes)
+{
+	uint64_t nowhere = fe->cfg.gpa + fe->cfg.mem_size + (1u << 20);
+
+	(void)holes;
+	fe_write_desc(fe, 0, buf(fe, FILL_CAP), FILL_CAP, FE_DESC_F_WRITE |
+	    FE_DESC_F_NEXT, 1);
+	fe_write_desc(fe, 1, nowhere, 4096, FE_DESC_F_WRITE, 0);
+	fe_publish(fe, 0);
+	return 0;
+}
+
 /* Each case: its name and what it writes into the ring. */
 static const struct {
 	const char	*name;
@@ -333,6 +365,8 @@ static const struct {
 	{ "ring_addr_len_wraps", p_addr_len_wraps },
 	{ "ring_device_readable_descriptor", p_device_readable },
 	{ "ring_zero_length_only_chain", p_zero_length_only },
+	{ "whole_buffer_past_end_of_memory", poison_long_buffer },
+	{ "whole_chain_tail_past_fill_cap", poison_tail_past_cap },
 };
 
 START_TEST(ring_case)

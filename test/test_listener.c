@@ -850,6 +850,116 @@ START_TEST(notify_bad_socket_warns)
 }
 END_TEST
 
+/* --- live sockets are not ours (issue 8) ---------------------------- */
+
+static ino_t
+inode_of(const char *path)
+{
+	struct stat st;
+
+	ck_assert_int_eq(lstat(path, &st), 0);
+	return st.st_ino;
+}
+
+/* Someone listens at the path: refused, named, and left alone. */
+START_TEST(live_socket_refused)
+{
+	char base[128], p[160];
+	ino_t ino;
+	int fd, conn;
+
+	snprintf(base, sizeof(base), "%s/s", dir);
+	snprintf(p, sizeof(p), "%s0", base);
+	fd = bound_socket(p, SOCK_STREAM, true);
+	ck_assert_int_ge(fd, 0);
+	ino = inode_of(p);
+	ck_assert_int_eq(listeners_create(ls, 1, base, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, p) != NULL && strstr(err, "listening") !=
+	    NULL, "%s", err);
+	ck_assert_int_eq(ls[0].fd, -1);
+	ck_assert_uint_eq(inode_of(p), ino);
+	/* The probe's connection is all the owner ever sees of us. */
+	ck_assert_int_ge(conn = accept(fd, NULL, NULL), 0);
+	close(conn);
+	ck_assert_int_eq(try_connect(p), 0);
+	close(fd);
+}
+END_TEST
+
+/* Its backlog full, the owner is still there (the probe must not block). */
+START_TEST(live_socket_with_full_backlog_refused)
+{
+	char base[128], p[160];
+	int fd, i, c[8];
+
+	snprintf(base, sizeof(base), "%s/s", dir);
+	snprintf(p, sizeof(p), "%s0", base);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	{
+		struct sockaddr_un sun;
+
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		strlcpy(sun.sun_path, p, sizeof(sun.sun_path));
+		ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun,
+		    sizeof(sun)), 0);
+		ck_assert_int_eq(listen(fd, 0), 0);
+		for (i = 0; i < 8; i++) {
+			c[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK,
+			    0);
+			ck_assert_int_ge(c[i], 0);
+			(void)connect(c[i], (struct sockaddr *)&sun,
+			    sizeof(sun));
+		}
+	}
+	ck_assert_int_eq(listeners_create(ls, 1, base, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "listening") != NULL, "%s", err);
+	ck_assert(is_socket_file(p));
+	for (i = 0; i < 8; i++)
+		close(c[i]);
+	close(fd);
+}
+END_TEST
+
+/* At exit, a socket file someone put in place of ours stays. */
+START_TEST(close_leaves_replaced_socket)
+{
+	char base[128], p[160];
+	ino_t theirs;
+	int fd;
+
+	snprintf(base, sizeof(base), "%s/s", dir);
+	snprintf(p, sizeof(p), "%s0", base);
+	ck_assert_msg(listeners_create(ls, 1, base, err, sizeof(err)) == 0,
+	    "%s", err);
+	ck_assert_uint_eq(ls[0].ino, inode_of(p));
+	/* What a second daemon does after someone removed ours. */
+	ck_assert_int_eq(unlink(p), 0);
+	fd = bound_socket(p, SOCK_STREAM, true);
+	ck_assert_int_ge(fd, 0);
+	theirs = inode_of(p);
+	capture_start();
+	listeners_close(ls, 1);
+	ck_assert_ptr_nonnull(strstr(capture_end(), "no longer"));
+	ck_assert(is_socket_file(p));
+	ck_assert_uint_eq(inode_of(p), theirs);
+	ck_assert_int_eq(try_connect(p), 0);
+	close(fd);
+
+	/* A regular file in its place is left alone too. */
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_msg(listeners_create(ls, 1, base, err, sizeof(err)) == 0,
+	    "%s", err);
+	ck_assert_int_eq(unlink(p), 0);
+	write_file(p, "not yours\n");
+	capture_start();
+	listeners_close(ls, 1);
+	(void)capture_end();
+	assert_file(p, "not yours\n");
+}
+END_TEST
+
 Suite *
 listener_suite(void)
 {
@@ -896,6 +1006,14 @@ listener_suite(void)
 	tcase_add_test(tc, notify_abstract);
 	tcase_add_test(tc, notify_quiet_when_unset);
 	tcase_add_test(tc, notify_bad_socket_warns);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("live_socket");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, live_socket_refused);
+	tcase_add_test(tc, live_socket_with_full_backlog_refused);
+	tcase_add_test(tc, close_leaves_replaced_socket);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -654,6 +654,156 @@ START_TEST(clear_then_reuse)
 }
 END_TEST
 
+/* --- whole ranges (issue 8) ----------------------------------------- */
+
+/* [GPA0, +RSIZE) and [GPA0 + RSIZE, +RSIZE) adjacent, then a hole. */
+START_TEST(gpa_range_spans_adjacent_regions_only)
+{
+	struct vu_mem_region r[2];
+	int fds[2];
+
+	r[0] = reg(GPA0, RSIZE, UVA0, 0);
+	r[1] = reg(GPA0 + RSIZE, RSIZE, UVA0 + 4 * RSIZE, 0);
+	fds[0] = unit_memfd("a", RSIZE);
+	fds[1] = unit_memfd("b", RSIZE);
+	ck_assert_int_eq(memtable_set(&mt, r, 2, fds, 2), 0);
+
+	ck_assert(memtable_gpa_range(&mt, GPA0, 1));
+	ck_assert(memtable_gpa_range(&mt, GPA0, 2 * RSIZE));
+	ck_assert(memtable_gpa_range(&mt, GPA0 + RSIZE - 1, 2));
+	ck_assert(memtable_gpa_range(&mt, GPA0 + 2 * RSIZE - 1, 1));
+	/* One byte past the end, before the start, in the hole. */
+	ck_assert(!memtable_gpa_range(&mt, GPA0, 2 * RSIZE + 1));
+	ck_assert(!memtable_gpa_range(&mt, GPA0 - 1, 2));
+	ck_assert(!memtable_gpa_range(&mt, GPA0 + 2 * RSIZE, 1));
+	ck_assert(!memtable_gpa_range(&mt, GPA0 + 8, 0xfffff000u));
+	/* Empty and wrapping ranges are never memory. */
+	ck_assert(!memtable_gpa_range(&mt, GPA0, 0));
+	ck_assert(!memtable_gpa_range(&mt, GPA0, UINT64_MAX));
+	ck_assert(!memtable_gpa_range(&mt, UINT64_MAX, 2));
+}
+END_TEST
+
+START_TEST(gpa_range_to_top_of_address_space)
+{
+	uint64_t top = UINT64_MAX - RSIZE + 1;
+	int fd = set_one(top, RSIZE, UVA0);
+
+	ck_assert(memtable_gpa_range(&mt, top, RSIZE));
+	ck_assert(memtable_gpa_range(&mt, UINT64_MAX, 1));
+	ck_assert(!memtable_gpa_range(&mt, UINT64_MAX, 2));
+	ck_assert(!memtable_gpa_range(&mt, top - 1, RSIZE));
+	close(fd);
+}
+END_TEST
+
+/* --- many slots (issue 8) ------------------------------------------- */
+
+/*
+ * Region k of MEMTABLE_MAX_SLOTS: one page at file offset k * PAGE of one
+ * memfd, its gpa and uva in different orders (509 is prime, so k * 7 and
+ * k * 11 mod 509 are permutations) with a hole after each.
+ */
+#define SLOT_GPA(k)	(GPA0 + 2 * PAGE * (((k) * 7) % MEMTABLE_MAX_SLOTS))
+#define SLOT_UVA(k)	(UVA0 + 3 * PAGE * (((k) * 11) % MEMTABLE_MAX_SLOTS))
+
+static struct vu_mem_region
+slot_reg(unsigned k)
+{
+	return reg(SLOT_GPA(k), PAGE, SLOT_UVA(k), (uint64_t)k * PAGE);
+}
+
+/* Region k translates in both spaces to page k of the file; holes not. */
+static void
+slot_check(int fd, unsigned k, bool present)
+{
+	uint64_t len = 2 * PAGE;
+	unsigned char *p, *q;
+
+	p = memtable_gpa(&mt, SLOT_GPA(k) + 5, &len);
+	q = memtable_uva(&mt, SLOT_UVA(k) + 5, PAGE - 5);
+	if (!present) {
+		ck_assert_msg(p == NULL && q == NULL, "region %u still "
+		    "mapped", k);
+		return;
+	}
+	ck_assert_msg(p != NULL && q == p, "region %u: gpa %p uva %p", k,
+	    (void *)p, (void *)q);
+	ck_assert_uint_eq(len, PAGE - 5);
+	*p = (unsigned char)(k * 13 + 1);
+	ck_assert_uint_eq(file_byte(fd, (off_t)(k * PAGE + 5)),
+	    (unsigned char)(k * 13 + 1));
+	len = 1;
+	ck_assert_ptr_null(memtable_gpa(&mt, SLOT_GPA(k) + PAGE, &len));
+	ck_assert_ptr_null(memtable_uva(&mt, SLOT_UVA(k) + PAGE, 1));
+	ck_assert_ptr_null(memtable_uva(&mt, SLOT_UVA(k) + PAGE - 1, 2));
+}
+
+START_TEST(all_slots_out_of_order_translate)
+{
+	struct vu_mem_region r;
+	unsigned k;
+	int fd = unit_memfd("slots", MEMTABLE_MAX_SLOTS * PAGE);
+
+	for (k = 0; k < MEMTABLE_MAX_SLOTS; k++) {
+		r = slot_reg(k);
+		ck_assert_msg(memtable_add(&mt, &r, dup(fd)) == 0,
+		    "slot %u refused", k);
+	}
+	ck_assert_uint_eq(mt.nregions, MEMTABLE_MAX_SLOTS);
+	for (k = 0; k < MEMTABLE_MAX_SLOTS; k++)
+		slot_check(fd, k, true);
+
+	/* Every third one goes, in an order of its own, then comes back. */
+	for (k = 0; k < MEMTABLE_MAX_SLOTS; k += 3) {
+		r = slot_reg((k * 5) % MEMTABLE_MAX_SLOTS);
+		ck_assert_int_eq(memtable_remove(&mt, &r), 0);
+	}
+	for (k = 0; k < MEMTABLE_MAX_SLOTS; k++) {
+		unsigned j;
+		bool gone = false;
+
+		for (j = 0; j < MEMTABLE_MAX_SLOTS; j += 3)
+			gone = gone || (j * 5) % MEMTABLE_MAX_SLOTS == k;
+		slot_check(fd, k, !gone);
+	}
+	for (k = 0; k < MEMTABLE_MAX_SLOTS; k += 3) {
+		r = slot_reg((k * 5) % MEMTABLE_MAX_SLOTS);
+		ck_assert_int_eq(memtable_add(&mt, &r, dup(fd)), 0);
+	}
+	for (k = 0; k < MEMTABLE_MAX_SLOTS; k++)
+		slot_check(fd, k, true);
+	close(fd);
+}
+END_TEST
+
+/* The table grows with the regions: one region is not 509 slots. */
+START_TEST(table_grows_with_regions)
+{
+	struct vu_mem_region r;
+	unsigned k;
+	int fd = unit_memfd("slots", 64 * PAGE);
+
+	ck_assert_uint_eq(mt.cap, 0);
+	r = slot_reg(0);
+	ck_assert_int_eq(memtable_add(&mt, &r, dup(fd)), 0);
+	ck_assert_uint_le(mt.cap, 2);
+	for (k = 1; k < 33; k++) {
+		r = slot_reg(k);
+		ck_assert_int_eq(memtable_add(&mt, &r, dup(fd)), 0);
+		ck_assert_uint_ge(mt.cap, mt.nregions);
+		ck_assert_uint_le(mt.cap, 2 * mt.nregions);
+	}
+	memtable_clear(&mt);
+	ck_assert_uint_eq(mt.cap, 0);
+	ck_assert_ptr_null(mt.regions);
+	/* A one-region SET_MEM_TABLE after that: room for one. */
+	close(set_one(GPA0, RSIZE, UVA0));
+	ck_assert_uint_eq(mt.cap, 1);
+	close(fd);
+}
+END_TEST
+
 Suite *
 memtable_suite(void)
 {
@@ -697,6 +847,20 @@ memtable_suite(void)
 	tcase_add_test(tc, fill_all_slots);
 	tcase_add_test(tc, generation_changes);
 	tcase_add_test(tc, clear_then_reuse);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("whole_range");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, gpa_range_spans_adjacent_regions_only);
+	tcase_add_test(tc, gpa_range_to_top_of_address_space);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("many_slots");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, all_slots_out_of_order_translate);
+	tcase_add_test(tc, table_grows_with_regions);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -587,10 +587,13 @@ START_TEST(pop_max_len_caps)
 }
 END_TEST
 
-/* A 4 GiB - 1 descriptor is capped too (the length is guest-chosen). */
+/*
+ * A descriptor as long as all of guest memory is capped too (the length is
+ * guest-chosen); one longer than memory is hostile_long_buffer_past_memory.
+ */
 START_TEST(pop_huge_descriptor_capped)
 {
-	put_desc(0, GPA_A, UINT32_MAX, W, 0);
+	put_desc(0, GPA_A, (uint32_t)(A_SIZE + B_SIZE), W, 0);
 	offer(0);
 	ck_assert_int_eq(pop(4096), 1);
 	ck_assert_uint_eq(req.len, 4096);
@@ -1267,6 +1270,80 @@ START_TEST(should_notify_need_event_table)
 }
 END_TEST
 
+/* --- whole requests: validated past the fill cap ------------------- */
+
+#define CAP		(256u * 1024)	/* the daemon's GUEST_MAX_REQUEST */
+
+/*
+ * Issue 8: one writable descriptor at a valid address whose length runs
+ * far past the end of guest memory was filled up to the cap.
+ */
+START_TEST(hostile_long_buffer_past_memory)
+{
+	put_desc(0, BUF(0), 0xfffff000u, W, 0);
+	offer(0);
+	ck_assert_int_eq(pop(CAP), -1);
+	ck_assert(vq.broken);
+	ck_assert_uint_eq(vq.last_avail_idx, 0);
+	expect_broken();
+}
+END_TEST
+
+/* Issue 8: [256 KiB valid, 4 KiB in no region] was completed. */
+START_TEST(hostile_chain_tail_past_fill_cap)
+{
+	put_desc(0, BUF(0), CAP, W | N, 1);
+	put_desc(1, GPA_HOLE, 4096, W, 0);
+	offer(0);
+	ck_assert_int_eq(pop(CAP), -1);
+	ck_assert(vq.broken);
+	expect_broken();
+}
+END_TEST
+
+/* The same past the iovec cap: descriptor 65 of 65 is in no region. */
+START_TEST(hostile_chain_tail_past_iov_cap)
+{
+	unsigned i;
+
+	env_init(128, false, 0);
+	for (i = 0; i < VIRTQ_MAX_IOV; i++)
+		put_desc(i, BUF(i), 1, W | N, i + 1);
+	put_desc(VIRTQ_MAX_IOV, GPA_HOLE + PAGE, 1, W, 0);
+	offer(0);
+	ck_assert_int_eq(pop(4096), -1);
+	expect_broken();
+}
+END_TEST
+
+/* A valid buffer ending exactly at the end of guest memory is fine. */
+START_TEST(pop_buffer_to_end_of_memory_capped)
+{
+	put_desc(0, BUF(0), (uint32_t)(GPA_HOLE - BUF(0)), W, 0);
+	offer(0);
+	ck_assert_int_eq(pop(CAP), 1);
+	ck_assert_uint_eq(req.len, CAP);
+	/* One byte further is one byte outside. */
+	put_desc(0, BUF(0), (uint32_t)(GPA_HOLE - BUF(0) + 1), W, 0);
+	offer(0);
+	ck_assert_int_eq(pop(CAP), -1);
+	expect_broken();
+}
+END_TEST
+
+/* An indirect table whose tail (never walked) lies in no region. */
+START_TEST(hostile_indirect_table_tail_outside_memory)
+{
+	uint64_t table = GPA_HOLE - 32;
+
+	put_ind(table, 0, BUF(0), 8, W, 0);
+	put_desc(0, table, 64, I, 0);
+	offer(0);
+	ck_assert_int_eq(pop(4096), -1);
+	expect_broken();
+}
+END_TEST
+
 Suite *
 virtq_suite(void)
 {
@@ -1356,6 +1433,16 @@ virtq_suite(void)
 	tcase_add_test(tc, should_notify_event_idx_wraps);
 	tcase_add_loop_test(tc, should_notify_need_event_table, 0,
 	    (int)(sizeof(need_event_cases) / sizeof(need_event_cases[0])));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("whole_request");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, hostile_long_buffer_past_memory);
+	tcase_add_test(tc, hostile_chain_tail_past_fill_cap);
+	tcase_add_test(tc, hostile_chain_tail_past_iov_cap);
+	tcase_add_test(tc, pop_buffer_to_end_of_memory_capped);
+	tcase_add_test(tc, hostile_indirect_table_tail_outside_memory);
 	suite_add_tcase(s, tc);
 	return s;
 }

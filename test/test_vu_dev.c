@@ -882,6 +882,148 @@ START_TEST(cleanup_closes_all)
 }
 END_TEST
 
+/* --- issue 8 ------------------------------------------------------- */
+
+/* The figure on the wire, as Linux vhost and libvhost-user answer. */
+START_TEST(get_max_mem_slots_509)
+{
+	ck_assert_int_eq(send_none(VU_GET_MAX_MEM_SLOTS, 0), 0);
+	ck_assert_uint_eq(reply_u64(VU_GET_MAX_MEM_SLOTS), 509);
+}
+END_TEST
+
+/* SET_VRING_ADDR with the rings at desc, desc + 0x1000, desc + 0x2000. */
+static int
+send_addr(uint32_t flags, uint64_t desc)
+{
+	msg_init(VU_SET_VRING_ADDR, flags, sizeof(struct vu_vring_addr));
+	msg.payload.addr.desc_user_addr = desc;
+	msg.payload.addr.avail_user_addr = desc + 0x1000;
+	msg.payload.addr.used_user_addr = desc + 0x2000;
+	return handle();
+}
+
+static void
+send_one_region_table(void)
+{
+	msg_init(VU_SET_MEM_TABLE, 0, 8 + 32);
+	msg.payload.mem.nregions = 1;
+	mem_region(&msg.payload.mem.regions[0], GPA0, UVA0);
+	msg_add_fd(unit_memfd("m", MEM_SIZE));
+	ck_assert_int_eq(handle(), 0);
+}
+
+/* Issue 8: rings outside every region were acked 0. */
+START_TEST(vring_addr_outside_table_refused)
+{
+	negotiate_reply_ack();
+	send_one_region_table();
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 8), 0);
+	/* Past the end, in another front-end range, straddling the end. */
+	ck_assert_int_eq(send_addr(VU_FLAG_NEED_REPLY, UVA0 + MEM_SIZE), 0);
+	ck_assert_uint_ne(reply_u64(VU_SET_VRING_ADDR), 0);
+	ck_assert_int_eq(send_addr(VU_FLAG_NEED_REPLY, 0x1000), 0);
+	ck_assert_uint_ne(reply_u64(VU_SET_VRING_ADDR), 0);
+	ck_assert_int_eq(send_addr(VU_FLAG_NEED_REPLY, UVA0 + MEM_SIZE -
+	    0x2000), 0);
+	ck_assert_uint_ne(reply_u64(VU_SET_VRING_ADDR), 0);
+	ck_assert(!dev.vq.addr_set);
+	ck_assert_uint_eq(dev.bad_messages, 3);
+	/* Inside: acked 0. */
+	ck_assert_int_eq(send_addr(VU_FLAG_NEED_REPLY, UVA0), 0);
+	ck_assert_uint_eq(reply_u64(VU_SET_VRING_ADDR), 0);
+	ck_assert(dev.vq.addr_set);
+	/* Without an ack to carry the failure: the connection goes. */
+	ck_assert_int_eq(send_addr(0, UVA0 + MEM_SIZE), -1);
+	ck_assert(no_reply());
+	ck_assert_uint_eq(dev.vq.desc_uva, UVA0);
+}
+END_TEST
+
+/* The used ring must fit for the queue size set: 8 + 8 * 4096 > 4 KiB. */
+START_TEST(vring_addr_checked_for_queue_size)
+{
+	negotiate_reply_ack();
+	send_one_region_table();
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 4096), 0);
+	ck_assert_int_eq(send_addr(VU_FLAG_NEED_REPLY, UVA0 + MEM_SIZE -
+	    0x3000), 0);
+	ck_assert_uint_ne(reply_u64(VU_SET_VRING_ADDR), 0);
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 8), 0);
+	ck_assert_int_eq(send_addr(VU_FLAG_NEED_REPLY, UVA0 + MEM_SIZE -
+	    0x3000), 0);
+	ck_assert_uint_eq(reply_u64(VU_SET_VRING_ADDR), 0);
+}
+END_TEST
+
+/* An empty table is a table: no ring address translates. */
+START_TEST(vring_addr_after_empty_table_refused)
+{
+	negotiate_reply_ack();
+	msg_init(VU_SET_MEM_TABLE, 0, 8);
+	ck_assert_int_eq(handle(), 0);
+	ck_assert_int_eq(send_addr(VU_FLAG_NEED_REPLY, UVA0), 0);
+	ck_assert_uint_ne(reply_u64(VU_SET_VRING_ADDR), 0);
+	ck_assert(!dev.vq.addr_set);
+}
+END_TEST
+
+/*
+ * Before any table (QEMU 7.2 after a reconnect sends the ring set-up
+ * only) the addresses are taken; the ring that cannot map when it starts
+ * is one error, one err eventfd signal, once per start.
+ */
+START_TEST(ring_start_unmappable_counted_once)
+{
+	int err = an_eventfd();
+	uint64_t v = 0;
+	unsigned i;
+
+	ck_assert_int_eq(send_u64(VU_SET_FEATURES, 0, F_VERSION_1), 0);
+	ck_assert_int_eq(send_state(VU_SET_VRING_NUM, 0, 0, 8), 0);
+	ck_assert_int_eq(send_addr(0, UVA0), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_ERR, 0, dup(err)), 0);
+	/* Not started yet. */
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	ck_assert_uint_eq(vu_dev_take_ring_errors(&dev), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, an_eventfd()), 0);
+	for (i = 0; i < 5; i++)
+		ck_assert(!vu_dev_ring_runnable(&dev));
+	ck_assert_uint_eq(vu_dev_take_ring_errors(&dev), 1);
+	ck_assert_uint_eq(vu_dev_take_ring_errors(&dev), 0);
+	ck_assert_int_eq(read(err, &v, sizeof(v)), sizeof(v));
+	ck_assert_uint_eq(v, 1);
+
+	/* The memory arrives: the same start runs, nothing more counted. */
+	send_one_region_table();
+	ck_assert(vu_dev_ring_runnable(&dev));
+	ck_assert_uint_eq(vu_dev_take_ring_errors(&dev), 0);
+
+	/* The table goes away under it, then the front-end restarts it. */
+	msg_init(VU_SET_MEM_TABLE, 0, 8);
+	ck_assert_int_eq(handle(), 0);
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	ck_assert_uint_eq(vu_dev_take_ring_errors(&dev), 1);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, an_eventfd()), 0);
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	ck_assert_uint_eq(vu_dev_take_ring_errors(&dev), 1);
+	ck_assert_int_eq(read(err, &v, sizeof(v)), sizeof(v));
+	ck_assert_uint_eq(v, 2);
+	close(err);
+}
+END_TEST
+
+/* A ring not configured yet (no size, no addresses) is no error. */
+START_TEST(ring_start_unconfigured_not_counted)
+{
+	ck_assert_int_eq(send_u64(VU_SET_FEATURES, 0, F_VERSION_1), 0);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, an_eventfd()), 0);
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	ck_assert_uint_eq(vu_dev_take_ring_errors(&dev), 0);
+}
+END_TEST
+
 Suite *
 vu_dev_suite(void)
 {
@@ -938,6 +1080,17 @@ vu_dev_suite(void)
 	tcase_add_test(tc, mem_table_size_mismatch);
 	tcase_add_test(tc, mem_table_fd_count_mismatch);
 	tcase_add_test(tc, add_and_remove_region);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("issue8");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, get_max_mem_slots_509);
+	tcase_add_test(tc, vring_addr_outside_table_refused);
+	tcase_add_test(tc, vring_addr_checked_for_queue_size);
+	tcase_add_test(tc, vring_addr_after_empty_table_refused);
+	tcase_add_test(tc, ring_start_unmappable_counted_once);
+	tcase_add_test(tc, ring_start_unconfigured_not_counted);
 	suite_add_tcase(s, tc);
 	return s;
 }
