@@ -434,6 +434,240 @@ START_TEST(close_twice)
 }
 END_TEST
 
+/* --- the kernel's CSPRNG and the pool ------------------------------ */
+
+/* Opens p, returns src.csprng, closes it again. */
+static bool
+csprng_of(const char *p)
+{
+	bool c;
+
+	ck_assert_msg(entropy_open(&src, p, err, sizeof(err)) == 0, "%s: %s",
+	    p, err);
+	c = src.csprng;
+	entropy_close(&src);
+	return c;
+}
+
+/*
+ * Only /dev/random (1:8) and /dev/urandom (1:9) are the CSPRNG; other
+ * character devices, FIFOs and files are not.
+ */
+START_TEST(csprng_detected_by_device_number)
+{
+	unsigned char data[16] = { 1 };
+
+	ck_assert(csprng_of("/dev/urandom"));
+	ck_assert(csprng_of("/dev/random"));
+	ck_assert(!csprng_of("/dev/zero"));	/* 1:5 */
+	ck_assert(!csprng_of("/dev/null"));	/* 1:3 */
+	ck_assert_int_eq(mkfifo(in_dir("fifo"), 0600), 0);
+	ck_assert(!csprng_of(in_dir("fifo")));
+	make_file("file", data, sizeof(data));
+	ck_assert(!csprng_of(in_dir("file")));
+}
+END_TEST
+
+static struct entropy_pool pool;
+
+static bool
+all_zero(const unsigned char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+static unsigned char
+pat(size_t i)
+{
+	return (unsigned char)(i * 29 + i / 256 + 1);
+}
+
+/* dir/file with len bytes of pat(), opened as the source; pool empty. */
+static void
+pattern_source(size_t len)
+{
+	static unsigned char data[8192];
+	size_t i;
+
+	ck_assert_uint_le(len, sizeof(data));
+	for (i = 0; i < len; i++)
+		data[i] = pat(i);
+	make_file("file", data, len);
+	ck_assert_int_eq(entropy_open(&src, in_dir("file"), err, sizeof(err)),
+	    0);
+	memset(&pool, 0, sizeof(pool));
+}
+
+static void
+assert_pat(const unsigned char *p, size_t from, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		ck_assert_msg(p[i] == pat(from + i), "byte %zu: 0x%02x, "
+		    "expected 0x%02x (byte %zu of the source)", i, p[i],
+		    pat(from + i), from + i);
+}
+
+/*
+ * The pool is read once (ENTROPY_POOL_SIZE bytes) and hands out bytes in
+ * order across the iovecs, no more than len; what it handed out is
+ * wiped from it.
+ */
+START_TEST(pooled_across_iovecs)
+{
+	unsigned char a[10], b[20], c[70];
+	struct iovec iov[3] = {
+		{ .iov_base = a, .iov_len = sizeof(a) },
+		{ .iov_base = b, .iov_len = sizeof(b) },
+		{ .iov_base = c, .iov_len = sizeof(c) },
+	};
+
+	pattern_source(5000);
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, iov, 3, 100), 100);
+	assert_pat(a, 0, 10);
+	assert_pat(b, 10, 20);
+	assert_pat(c, 30, 70);
+	ck_assert_uint_eq(pool.len, ENTROPY_POOL_SIZE);
+	ck_assert_uint_eq(pool.off, 100);
+	ck_assert(all_zero(pool.buf, pool.off));
+	assert_pat(pool.buf + pool.off, 100, pool.len - pool.off);
+
+	/* len below the iovecs' total: the rest is not touched. */
+	memset(a, 0, sizeof(a));
+	memset(b, 0, sizeof(b));
+	memset(c, 0, sizeof(c));
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, iov, 3, 15), 15);
+	assert_pat(a, 100, 10);
+	assert_pat(b, 110, 5);
+	ck_assert(all_zero(b + 5, 15));
+	ck_assert(all_zero(c, sizeof(c)));
+	ck_assert_uint_eq(pool.off, 115);
+	ck_assert(all_zero(pool.buf, pool.off));
+}
+END_TEST
+
+/*
+ * Fewer bytes in the pool than asked for: what is left is kept (first),
+ * the rest is read in; once the source runs short the call is partial,
+ * and with nothing left at all the source's code comes back.
+ */
+START_TEST(pooled_refill_and_partial)
+{
+	static unsigned char big[ENTROPY_POOL_SIZE];
+	struct iovec iov = { .iov_base = big, .iov_len = sizeof(big) };
+
+	pattern_source(5000);
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, &iov, 1, 100), 100);
+	/* 3996 in the pool, 4000 wanted: 100 more are read. */
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, &iov, 1, 4000),
+	    4000);
+	assert_pat(big, 100, 4000);
+	ck_assert_uint_eq(pool.len, ENTROPY_POOL_SIZE);
+	ck_assert_uint_eq(pool.off, 4000);
+	ck_assert(all_zero(pool.buf, pool.off));
+	/* 96 in the pool, 804 in the file, 1000 wanted: 900. */
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, &iov, 1, 1000),
+	    900);
+	assert_pat(big, 4100, 900);
+	ck_assert_uint_eq(pool.off, 0);
+	ck_assert_uint_eq(pool.len, 0);
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, &iov, 1, 1),
+	    ENTROPY_EOF);
+}
+END_TEST
+
+/* The source fails while the pool still holds some: those come out. */
+START_TEST(pooled_source_fails_pool_not_empty)
+{
+	static unsigned char big[ENTROPY_POOL_SIZE];
+	struct iovec iov = { .iov_base = big, .iov_len = sizeof(big) };
+
+	pattern_source(ENTROPY_POOL_SIZE);
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, &iov, 1, 4000),
+	    4000);
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, &iov, 1, 200), 96);
+	assert_pat(big, 4000, 96);
+	ck_assert_uint_eq(pool.off, 0);
+	ck_assert_uint_eq(pool.len, 0);
+}
+END_TEST
+
+/* Boundary: a whole pool's worth, from empty and from a pool of 10. */
+START_TEST(pooled_whole_pool)
+{
+	static unsigned char big[ENTROPY_POOL_SIZE];
+	struct iovec iov = { .iov_base = big, .iov_len = sizeof(big) };
+
+	pattern_source(3 * ENTROPY_POOL_SIZE / 2);
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, &iov, 1,
+	    ENTROPY_POOL_SIZE), ENTROPY_POOL_SIZE);
+	assert_pat(big, 0, ENTROPY_POOL_SIZE);
+	ck_assert_uint_eq(pool.off, 0);
+	ck_assert_uint_eq(pool.len, 0);
+	ck_assert(all_zero(pool.buf, sizeof(pool.buf)));
+	entropy_close(&src);
+
+	pattern_source(2 * ENTROPY_POOL_SIZE);
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, &iov, 1,
+	    ENTROPY_POOL_SIZE - 10), ENTROPY_POOL_SIZE - 10);
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, &iov, 1,
+	    ENTROPY_POOL_SIZE), ENTROPY_POOL_SIZE);
+	assert_pat(big, ENTROPY_POOL_SIZE - 10, ENTROPY_POOL_SIZE);
+}
+END_TEST
+
+/*
+ * The CSPRNG through the pool: two calls never give the same bytes, and
+ * the pool holds nothing it handed out (all before off is zero).
+ */
+START_TEST(pooled_urandom_never_repeats)
+{
+	unsigned char x[64], y[64];
+	struct iovec ix = { .iov_base = x, .iov_len = sizeof(x) };
+	struct iovec iy = { .iov_base = y, .iov_len = sizeof(y) };
+	int i;
+
+	ck_assert_int_eq(entropy_open(&src, "/dev/urandom", err, sizeof(err)),
+	    0);
+	memset(&pool, 0, sizeof(pool));
+	for (i = 0; i < 100; i++) {
+		ck_assert_int_eq(entropy_read_pooled(&src, &pool, &ix, 1, 64),
+		    64);
+		ck_assert_int_eq(entropy_read_pooled(&src, &pool, &iy, 1, 64),
+		    64);
+		ck_assert(memcmp(x, y, 64) != 0);
+		ck_assert(all_zero(pool.buf, pool.off));
+	}
+}
+END_TEST
+
+/* entropy_pool_clear: every byte of the pool zero, nothing left. */
+START_TEST(pool_clear_wipes)
+{
+	unsigned char x[64];
+	struct iovec ix = { .iov_base = x, .iov_len = sizeof(x) };
+
+	ck_assert_int_eq(entropy_open(&src, "/dev/urandom", err, sizeof(err)),
+	    0);
+	memset(&pool, 0, sizeof(pool));
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, &ix, 1, 64), 64);
+	ck_assert(!all_zero(pool.buf + pool.off, pool.len - pool.off));
+	entropy_pool_clear(&pool);
+	ck_assert(all_zero(pool.buf, sizeof(pool.buf)));
+	ck_assert_uint_eq(pool.off, 0);
+	ck_assert_uint_eq(pool.len, 0);
+	/* And it fills again. */
+	ck_assert_int_eq(entropy_read_pooled(&src, &pool, &ix, 1, 64), 64);
+	ck_assert_uint_eq(pool.len, ENTROPY_POOL_SIZE);
+}
+END_TEST
+
 Suite *
 entropy_suite(void)
 {
@@ -463,6 +697,19 @@ entropy_suite(void)
 	tcase_add_test(tc, fifo_removed_does_not_spin);
 	tcase_add_test(tc, two_reads_disjoint);
 	tcase_add_test(tc, two_threads_never_share);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pool");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, csprng_detected_by_device_number);
+	tcase_add_test(tc, pooled_across_iovecs);
+	tcase_add_test(tc, pooled_refill_and_partial);
+	tcase_add_test(tc, pooled_source_fails_pool_not_empty);
+	tcase_add_test(tc, pooled_whole_pool);
+	tcase_add_test(tc, pooled_urandom_never_repeats);
+	tcase_add_test(tc, pool_clear_wipes);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
@@ -1024,6 +1025,191 @@ START_TEST(ring_start_unconfigured_not_counted)
 }
 END_TEST
 
+/* --- the kick eventfd: drained, refused, watched --------------------- */
+
+#define KICK_TAG	0x6b69636bull
+
+/* The guest thread's epoll set, as guest.c hands it to the device. */
+static int
+watch_set(void)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	ck_assert_int_ge(ep, 0);
+	dev.watch_fd = ep;
+	dev.watch_kick_tag = KICK_TAG;
+	return ep;
+}
+
+/* The device forgets the set before it goes (cleanup runs in teardown). */
+static void
+watch_end(int ep)
+{
+	vu_dev_cleanup(&dev);
+	dev.watch_fd = -1;
+	close(ep);
+}
+
+/* Events in the set now: 0, or 1 with the kick's tag. */
+static int
+watch_events(int ep)
+{
+	struct epoll_event ev[4];
+	int n;
+
+	while ((n = epoll_wait(ep, ev, 4, 0)) < 0 && errno == EINTR)
+		;
+	ck_assert_int_ge(n, 0);
+	if (n == 1) {
+		ck_assert_uint_eq(ev[0].data.u64, KICK_TAG);
+		ck_assert(ev[0].events & EPOLLIN);
+	}
+	return n;
+}
+
+static void
+kick_write(int fd, uint64_t v)
+{
+	ck_assert_int_eq(write(fd, &v, sizeof(v)), sizeof(v));
+}
+
+/*
+ * A semaphore-mode kick loaded with a count reads 1 at a time and never
+ * drains: the ring starts latched broken, the fd is not kept nor
+ * watched.  The front-end still holds it; its kicks wake nobody.
+ */
+START_TEST(kick_semaphore_loaded_refused)
+{
+	int k = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
+	int ep = watch_set(), mine = dup(k);
+
+	ck_assert_int_ge(k, 0);
+	kick_write(k, 1000);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, mine), 0);
+	ck_assert(dev.started);
+	ck_assert(dev.vq.broken);
+	ck_assert_ptr_nonnull(dev.vq.broken_why);
+	ck_assert_ptr_nonnull(strstr(dev.vq.broken_why, "does not drain"));
+	ck_assert(!dev.kick_polling);
+	ck_assert_int_eq(dev.kick_fd, -1);
+	ck_assert(unit_fd_closed(mine));
+	ck_assert(!vu_dev_ring_runnable(&dev));
+	kick_write(k, 1);
+	ck_assert_int_eq(watch_events(ep), 0);
+	/* A good kick afterwards restarts the ring: the latch is cleared. */
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, an_eventfd()),
+	    0);
+	ck_assert(!dev.vq.broken);
+	ck_assert_int_ge(dev.kick_fd, 0);
+	close(k);
+	watch_end(ep);
+}
+END_TEST
+
+/* Boundary: a semaphore eventfd holding 1 drains in one read: accepted. */
+START_TEST(kick_semaphore_count_one_accepted)
+{
+	int k = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
+	uint64_t v;
+
+	ck_assert_int_ge(k, 0);
+	kick_write(k, 1);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, dup(k)), 0);
+	ck_assert(dev.started);
+	ck_assert(!dev.vq.broken);
+	ck_assert_int_ge(dev.kick_fd, 0);
+	ck_assert_int_eq(read(k, &v, sizeof(v)), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	close(k);
+}
+END_TEST
+
+/*
+ * A normal eventfd holding a count (kicks from before the ring started),
+ * even a blocking one: read empty, and the ring starts.
+ */
+START_TEST(kick_count_drained_ring_starts)
+{
+	int k = eventfd(0, EFD_CLOEXEC);	/* blocking */
+	uint64_t v;
+
+	ck_assert_int_ge(k, 0);
+	kick_write(k, 0xfffffffffffffffeull);
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, dup(k)), 0);
+	ck_assert(dev.started);
+	ck_assert(!dev.vq.broken);
+	ck_assert(!dev.kick_polling);
+	ck_assert_int_ge(dev.kick_fd, 0);
+	/* O_NONBLOCK is on the shared description now: no hang here. */
+	ck_assert_int_eq(read(k, &v, sizeof(v)), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	close(k);
+}
+END_TEST
+
+/*
+ * The kick is in the guest thread's epoll set, edge-triggered: each
+ * write of the front-end is one event with the kick's tag, and nothing
+ * is pending while nobody reads the counter.  Replacing the kick moves
+ * the registration; stopping the ring (GET_VRING_BASE) removes it, so
+ * the front-end's later writes to the old eventfd wake nobody.
+ */
+START_TEST(kick_watched_edge_triggered)
+{
+	int k = an_eventfd(), k2 = an_eventfd(), ep = watch_set();
+
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, dup(k)), 0);
+	ck_assert_int_eq(watch_events(ep), 0);
+	kick_write(k, 1);
+	ck_assert_int_eq(watch_events(ep), 1);
+	/* Edge-triggered: the unread counter is not reported again. */
+	ck_assert_int_eq(watch_events(ep), 0);
+	kick_write(k, 1);
+	ck_assert_int_eq(watch_events(ep), 1);
+	ck_assert_int_eq(watch_events(ep), 0);
+
+	/* Replaced: the old eventfd is out of the set, the new one in. */
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, dup(k2)), 0);
+	kick_write(k, 1);
+	ck_assert_int_eq(watch_events(ep), 0);
+	kick_write(k2, 1);
+	ck_assert_int_eq(watch_events(ep), 1);
+
+	/* Stopped: out of the set too. */
+	ck_assert_int_eq(send_state(VU_GET_VRING_BASE, 0, 0, 0), 0);
+	(void)reply_u64(VU_GET_VRING_BASE);
+	ck_assert(!dev.started);
+	ck_assert_int_eq(dev.kick_fd, -1);
+	kick_write(k2, 1);
+	ck_assert_int_eq(watch_events(ep), 0);
+	kick_write(k, 1);
+	ck_assert_int_eq(watch_events(ep), 0);
+
+	/* Restarted with the no-fd bit: nothing watched. */
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, -1), 0);
+	ck_assert(dev.kick_polling);
+	kick_write(k2, 1);
+	ck_assert_int_eq(watch_events(ep), 0);
+	close(k);
+	close(k2);
+	watch_end(ep);
+}
+END_TEST
+
+/* The connection ends: the kick leaves the set with it. */
+START_TEST(kick_unwatched_at_cleanup)
+{
+	int k = an_eventfd(), ep = watch_set();
+
+	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, dup(k)), 0);
+	vu_dev_cleanup(&dev);
+	kick_write(k, 1);
+	ck_assert_int_eq(watch_events(ep), 0);
+	close(k);
+	watch_end(ep);
+}
+END_TEST
+
 Suite *
 vu_dev_suite(void)
 {
@@ -1091,6 +1277,16 @@ vu_dev_suite(void)
 	tcase_add_test(tc, vring_addr_after_empty_table_refused);
 	tcase_add_test(tc, ring_start_unmappable_counted_once);
 	tcase_add_test(tc, ring_start_unconfigured_not_counted);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("kick");
+	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, kick_semaphore_loaded_refused);
+	tcase_add_test(tc, kick_semaphore_count_one_accepted);
+	tcase_add_test(tc, kick_count_drained_ring_starts);
+	tcase_add_test(tc, kick_watched_edge_triggered);
+	tcase_add_test(tc, kick_unwatched_at_cleanup);
 	suite_add_tcase(s, tc);
 	return s;
 }
