@@ -60,7 +60,7 @@ struct serve {
 	bool			 throttled;	/* timer_wait for the budget */
 	uint64_t		 throttle_start;
 	uint64_t		 backoff_ns;	/* device source said EAGAIN */
-	bool			 broken_reported;
+	unsigned		 breaks_reported;	/* vq->breaks */
 
 	struct serve_batch	 batch;
 	struct virtq_req	 reqs[SERVE_GATHER_MAX];
@@ -89,12 +89,19 @@ unsigned serve_ring(struct serve *);
 /*
  * --poll-us: spins on the avail ring until until_ns (CLOCK_MONOTONIC)
  * with the driver's notifications off, looking at epoll_fd (poll(2), every
- * 50 us) so that messages and stop requests are not held up.  Returns true
- * if the ring has buffers now (call serve_ring); false when the time ran
- * out or epoll_fd has something (notifications are on again after the
- * next serve_ring).
+ * 50 us) so that messages and stop requests are not held up.  Returns
+ * SPIN_FOUND when the ring has buffers (call serve_ring), SPIN_EVENT when
+ * epoll_fd has something (handle it, then spin on: notifications stay
+ * off), SPIN_TIMEOUT when the time ran out or the ring cannot run
+ * (notifications are on again after the next serve_ring).
  */
-bool	serve_spin(struct serve *, uint64_t until_ns, int epoll_fd);
+enum serve_spin_result {
+	SPIN_FOUND,
+	SPIN_EVENT,
+	SPIN_TIMEOUT,
+};
+enum serve_spin_result serve_spin(struct serve *, uint64_t until_ns,
+	    int epoll_fd);
 
 /* The timer fired: the budget wait or source back-off is over. */
 void	serve_timer_fired(struct serve *);

@@ -79,6 +79,7 @@ struct virtq {
 	const char	*broken_why;	/* the first reason, a static string */
 	unsigned	 broken_a, broken_b;	/* values it names, */
 	bool		 broken_values;		/* if it names any */
+	unsigned	 breaks;	/* times latched; kept by virtq_reset */
 };
 
 /* A request popped from the ring: where its writable bytes are. */

@@ -216,6 +216,7 @@ entropy_read_pooled(struct entropy *src, struct entropy_pool *pool,
     const struct iovec *iov, unsigned niov, size_t len)
 {
 	size_t have = pool->len - pool->off, done = 0;
+	unsigned char *from;
 	unsigned i;
 
 	if (have < len) {
@@ -237,16 +238,22 @@ entropy_read_pooled(struct entropy *src, struct entropy_pool *pool,
 	}
 	if (len > have)
 		len = have;
+	/*
+	 * Taken before the copy: a copy into guest memory that faults
+	 * (SIGBUS, the caller's guard jumps out) must not leave bytes that
+	 * reached the guest in the pool, to be handed out again.
+	 */
+	from = pool->buf + pool->off;
+	pool->off += len;
 	for (i = 0; i < niov && done < len; i++) {
 		size_t chunk = iov[i].iov_len < len - done ? iov[i].iov_len :
 		    len - done;
 
-		memcpy(iov[i].iov_base, pool->buf + pool->off + done, chunk);
+		memcpy(iov[i].iov_base, from + done, chunk);
 		done += chunk;
 	}
 	/* Handed out: not kept in our memory a moment longer. */
-	explicit_bzero(pool->buf + pool->off, done);
-	pool->off += done;
+	explicit_bzero(from, len);
 	if (pool->off == pool->len)
 		pool->off = pool->len = 0;
 	return (ssize_t)done;

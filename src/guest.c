@@ -158,7 +158,8 @@ wait_ms(struct guest *g)
 {
 	struct serve *s = g->serve;
 
-	if (s->more)
+	/* More to serve, or a spin that an event interrupted goes on. */
+	if (s->more || s->polling)
 		return 0;
 	if (g->dev.kick_polling && g->dev.started && g->dev.enabled &&
 	    !g->dev.vq.broken && !s->timer_wait && !s->source_wait)
@@ -174,6 +175,7 @@ guest_loop(struct guest *g)
 	uint64_t spin_until = 0;
 
 	for (;;) {
+		enum serve_spin_result res;
 		bool message = false;
 		unsigned done;
 		int i, n;
@@ -217,11 +219,13 @@ guest_loop(struct guest *g)
 				spin_until = monotonic_ns() + g->poll_ns;
 			if (spin_until == 0)
 				break;
-			if (!serve_spin(s, spin_until, g->epoll_fd)) {
+			res = serve_spin(s, spin_until, g->epoll_fd);
+			if (res == SPIN_EVENT)
+				break;	/* handled next round, then on */
+			if (res == SPIN_TIMEOUT) {
 				/*
-				 * Time is up or the set has something: ask
-				 * for kicks again (and serve what came in
-				 * between) before sleeping.
+				 * Ask for kicks again (and serve what came
+				 * in between) before sleeping.
 				 */
 				spin_until = 0;
 				(void)serve_ring(s);

@@ -114,13 +114,13 @@ serve_report_broken(struct serve *s)
 {
 	struct virtq *vq = &s->dev->vq;
 
-	if (!vq->broken) {
-		s->broken_reported = false;	/* restarted since */
+	/*
+	 * Each latch once: a ring restarted and broken again at once (the
+	 * same bad request) is a new break, even if no pass saw it running.
+	 */
+	if (!vq->broken || vq->breaks == s->breaks_reported)
 		return;
-	}
-	if (s->broken_reported)
-		return;
-	s->broken_reported = true;
+	s->breaks_reported = vq->breaks;
 	entropy_leave(s->source, s->slot->index);
 	if (vq->broken_values)
 		log_guest_err("virtqueue broken: %s (%u, %u); requests are "
@@ -412,6 +412,8 @@ memory_vanished(struct serve *s)
 {
 	fault_guard = NULL;
 	batch_end(s);
+	/* A copy out of the pool may have stopped half way: drop it all. */
+	entropy_pool_clear(&s->pool);
 	s->more = false;
 	s->polling = false;
 	serve_break_ring(s, "guest memory vanished under the ring (the "
@@ -458,27 +460,27 @@ serve_ring(struct serve *s)
 /* Looks at the guest thread's epoll set this often while spinning. */
 #define SPIN_LOOK_NS	50000ull
 
-bool
+enum serve_spin_result
 serve_spin(struct serve *s, uint64_t until_ns, int epoll_fd)
 {
 	struct pollfd pfd = { .fd = epoll_fd, .events = POLLIN };
-	volatile bool found = false;
+	volatile enum serve_spin_result res = SPIN_TIMEOUT;
 	uint64_t now, look;
 	sigjmp_buf env;
 
 	if (s->timer_wait || s->source_wait) {
 		s->polling = false;	/* serve_ring asks for kicks again */
-		return false;
+		return SPIN_TIMEOUT;
 	}
 	if (sigsetjmp(env, 0) != 0) {
 		memory_vanished(s);
-		return false;
+		return SPIN_TIMEOUT;
 	}
 	fault_guard = &env;
 	if (!vu_dev_ring_runnable(s->dev)) {
 		fault_guard = NULL;
 		s->polling = false;
-		return false;
+		return SPIN_TIMEOUT;
 	}
 	if (!s->polling) {
 		s->polling = true;
@@ -487,7 +489,7 @@ serve_spin(struct serve *s, uint64_t until_ns, int epoll_fd)
 	look = monotonic_ns() + SPIN_LOOK_NS;
 	for (;;) {
 		if (virtq_has_avail(&s->dev->vq)) {
-			found = true;
+			res = SPIN_FOUND;
 			break;
 		}
 		/* clock_gettime(CLOCK_MONOTONIC) is a vDSO call, no trap. */
@@ -498,16 +500,19 @@ serve_spin(struct serve *s, uint64_t until_ns, int epoll_fd)
 			/*
 			 * A message or a stop request must not wait for the
 			 * whole spin; poll(2) on the epoll fd says whether
-			 * anything is ready without taking the event.
+			 * anything is ready without taking the event.  (So
+			 * does a kick the driver sent anyway: VIRTIO lets it.)
 			 */
-			if (poll(&pfd, 1, 0) > 0)
+			if (poll(&pfd, 1, 0) > 0) {
+				res = SPIN_EVENT;
 				break;
+			}
 			look = now + SPIN_LOOK_NS;
 		}
 		cpu_relax();
 	}
 	fault_guard = NULL;
-	if (!found)
+	if (res == SPIN_TIMEOUT)
 		s->polling = false;	/* serve_ring asks for kicks again */
-	return found;
+	return res;
 }

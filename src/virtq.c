@@ -55,6 +55,7 @@ mark_broken(struct virtq *vq, const char *why, unsigned a, unsigned b)
 		vq->broken_a = a;
 		vq->broken_b = b;
 		vq->broken_values = true;
+		vq->breaks++;
 	}
 	vq->broken = true;
 }
@@ -65,6 +66,7 @@ virtq_break(struct virtq *vq, const char *why)
 	if (!vq->broken) {
 		vq->broken_why = why;
 		vq->broken_values = false;
+		vq->breaks++;
 	}
 	vq->broken = true;
 }
@@ -78,7 +80,10 @@ virtq_init(struct virtq *vq)
 void
 virtq_reset(struct virtq *vq)
 {
+	unsigned breaks = vq->breaks;
+
 	virtq_init(vq);
+	vq->breaks = breaks;	/* a count for the connection's life */
 }
 
 int

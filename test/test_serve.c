@@ -894,14 +894,13 @@ START_TEST(sigbus_in_pool_copy_no_reuse)
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	assert_used(0, 0, 64);
 	/*
-	 * BUG (src/entropy.c entropy_read_pooled): pool->off moves on only
-	 * after every memcpy succeeded, so the bytes copied before the
-	 * SIGBUS stay in the pool and the next request gets them again.
+	 * The bytes copied before the SIGBUS left the pool with it
+	 * (entropy_read_pooled takes them before it copies; the guard
+	 * drops the pool): they are not handed out again.
 	 */
-	ck_assert_msg(memcmp(seen, host(buf(0)), 32) != 0, "BUG: the 32 "
-	    "bytes the guest already got before the fault were handed out "
-	    "again after the restart (entropy.c entropy_read_pooled moves "
-	    "pool->off only after all copies)");
+	ck_assert_msg(memcmp(seen, host(buf(0)), 32) != 0, "the 32 bytes "
+	    "the guest already got before the fault were handed out again "
+	    "after the restart");
 }
 END_TEST
 
@@ -964,15 +963,13 @@ START_TEST(report_again_when_restart_breaks_at_once)
 	ck_assert(dev.vq.broken);
 	lines = capture_end("virtqueue broken");
 	/*
-	 * BUG (src/serve.c serve_report_broken): broken_reported is cleared
-	 * only when it is called while the ring is not broken; a restart
-	 * that breaks in its first serve_ring is never seen unbroken, so
-	 * the second break is not logged, counted nor signalled.
+	 * A restart that breaks again in its first serve_ring is never seen
+	 * unbroken; it is a second break all the same (vq->breaks), logged,
+	 * counted and signalled.
 	 */
-	ck_assert_msg(stats().errors == 2 && lines == 2, "BUG: a ring "
-	    "restarted and broken again in its first pass was not reported "
-	    "(errors %llu, log lines %u; serve.c serve_report_broken only "
-	    "re-arms when called while unbroken)",
+	ck_assert_msg(stats().errors == 2 && lines == 2, "a ring restarted "
+	    "and broken again in its first pass was not reported (errors "
+	    "%llu, log lines %u)",
 	    (unsigned long long)stats().errors, lines);
 	ck_assert_uint_eq(counter(err_fd), 2);
 }
@@ -1052,7 +1049,7 @@ START_TEST(spin_finds_posted_buffer)
 	ck_assert_uint_eq(used_flags(), 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, poster_main, &p), 0);
 	until = monotonic_ns() + 10000 * MS;
-	ck_assert(serve_spin(&s, until, ep));
+	ck_assert_int_eq(serve_spin(&s, until, ep), SPIN_FOUND);
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	ck_assert_uint_lt(monotonic_ns(), until);
 	ck_assert_uint_eq(p.flags_seen, VRING_USED_F_NO_NOTIFY);
@@ -1061,7 +1058,7 @@ START_TEST(spin_finds_posted_buffer)
 	assert_used(1, 1, 64);
 	/* Still polling: no kick asked for yet. */
 	ck_assert_uint_eq(used_flags(), VRING_USED_F_NO_NOTIFY);
-	ck_assert(!serve_spin(&s, monotonic_ns() + MS, ep));
+	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + MS, ep), SPIN_TIMEOUT);
 	ck_assert(!s.polling);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert_uint_eq(used_flags(), 0);
@@ -1077,11 +1074,11 @@ START_TEST(spin_times_out)
 
 	begin(false);
 	until = monotonic_ns() + 20 * MS;
-	ck_assert(!serve_spin(&s, until, ep));
+	ck_assert_int_eq(serve_spin(&s, until, ep), SPIN_TIMEOUT);
 	ck_assert_uint_ge(monotonic_ns(), until);
 	ck_assert(!s.polling);
 	/* An end in the past: one look, false. */
-	ck_assert(!serve_spin(&s, 0, ep));
+	ck_assert_int_eq(serve_spin(&s, 0, ep), SPIN_TIMEOUT);
 	close(ep);
 }
 END_TEST
@@ -1096,7 +1093,7 @@ START_TEST(spin_ends_for_epoll_event)
 	begin(false);
 	ck_assert_int_eq(epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev), 0);
 	until = monotonic_ns() + 10000 * MS;
-	ck_assert(!serve_spin(&s, until, ep));
+	ck_assert_int_eq(serve_spin(&s, until, ep), SPIN_EVENT);
 	ck_assert_uint_lt(monotonic_ns(), until - 5000 * MS);
 	/* The event is still there for epoll_wait: not taken. */
 	ck_assert_int_eq(epoll_wait(ep, &ev, 1, 0), 1);
@@ -1121,13 +1118,14 @@ START_TEST(spin_event_idx_leaves_avail_event)
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	ck_assert_uint_eq(avail_event(), 1);
 	ck_assert_int_eq(pthread_create(&t, NULL, poster_main, &p), 0);
-	ck_assert(serve_spin(&s, monotonic_ns() + 10000 * MS, ep));
+	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
+	    ep), SPIN_FOUND);
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	ck_assert_uint_eq(p.avail_event_seen, 1);
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	ck_assert_uint_eq(avail_event(), 1);
 	ck_assert_uint_eq(used_flags(), 0);	/* no flag with EVENT_IDX */
-	ck_assert(!serve_spin(&s, monotonic_ns() + MS, ep));
+	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + MS, ep), SPIN_TIMEOUT);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert_uint_eq(avail_event(), 2);
 	close(ep);
@@ -1141,12 +1139,14 @@ START_TEST(spin_not_runnable)
 
 	begin(false);
 	dev.enabled = false;
-	ck_assert(!serve_spin(&s, monotonic_ns() + 10000 * MS, ep));
+	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
+	    ep), SPIN_TIMEOUT);
 	ck_assert(!s.polling);
 	ck_assert_uint_eq(used_flags(), 0);
 	dev.enabled = true;
 	s.timer_wait = true;
-	ck_assert(!serve_spin(&s, monotonic_ns() + 10000 * MS, ep));
+	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
+	    ep), SPIN_TIMEOUT);
 	ck_assert_uint_eq(used_flags(), 0);
 	close(ep);
 }
@@ -1164,8 +1164,10 @@ START_TEST(spin_sigbus_breaks_ring)
 	ck_assert_int_eq(ftruncate(memfd_a, 0), 0);
 	/* From here on nobody touches mem_a. */
 	capture_start();
-	ck_assert(!serve_spin(&s, monotonic_ns() + 10000 * MS, ep));
-	ck_assert(!serve_spin(&s, monotonic_ns() + 10000 * MS, ep));
+	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
+	    ep), SPIN_TIMEOUT);
+	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
+	    ep), SPIN_TIMEOUT);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert_uint_eq(capture_end("virtqueue broken"), 1);
 	ck_assert(dev.vq.broken);
@@ -1193,7 +1195,8 @@ START_TEST(spin_mode_ends_when_ring_breaks)
 	post(0, buf(0), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	ck_assert_int_eq(pthread_create(&t, NULL, poster_main, &p), 0);
-	ck_assert(serve_spin(&s, monotonic_ns() + 10000 * MS, ep));
+	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
+	    ep), SPIN_FOUND);
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	ck_assert_uint_eq(used_flags(), VRING_USED_F_NO_NOTIFY);
 	/* The request found by the spin is hostile. */
@@ -1201,7 +1204,8 @@ START_TEST(spin_mode_ends_when_ring_breaks)
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert(dev.vq.broken);
 	/* What guest_loop does next: spin (refused), then a pass. */
-	ck_assert(!serve_spin(&s, monotonic_ns() + 10000 * MS, ep));
+	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
+	    ep), SPIN_TIMEOUT);
 	(void)serve_ring(&s);
 	/* Restarted at base 1 with the bad request taken back. */
 	drv_avail = 1;
@@ -1210,14 +1214,12 @@ START_TEST(spin_mode_ends_when_ring_breaks)
 	restart_ring();
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	/*
-	 * BUG (src/serve.c serve_spin): its early return (ring not runnable,
-	 * timer or source wait) leaves s->polling true, so gather never
-	 * calls virtq_enable_notify again and NO_NOTIFY stays set.
+	 * serve_spin's early return (ring not runnable, timer or source
+	 * wait) ends polling, so gather asks for kicks again.
 	 */
-	ck_assert_msg(used_flags() == 0 && !s.polling, "BUG: after the ring "
-	    "broke in polling mode and was restarted, kicks stay off "
-	    "(used->flags 0x%x, s->polling %d; serve_spin's early return "
-	    "does not clear s->polling)", used_flags(), (int)s.polling);
+	ck_assert_msg(used_flags() == 0 && !s.polling, "after the ring broke "
+	    "in polling mode and was restarted, kicks stay off (used->flags "
+	    "0x%x, s->polling %d)", used_flags(), (int)s.polling);
 	close(ep);
 }
 END_TEST
