@@ -3,9 +3,9 @@
  * The guest thread owns one front-end connection and its poll loop: one
  * epoll set over the front-end socket, the kick eventfd (edge-triggered),
  * the budget/back-off timer and the stop eventfd, and beside it the
- * entropy source while that had nothing.  It never sleeps anywhere else, so control
- * messages are answered while requests wait for budget or entropy.  The
- * requests themselves are served by serve.c.
+ * entropy source while that had nothing.  It never sleeps anywhere else,
+ * so control messages are answered while requests wait for budget or
+ * entropy.  The requests themselves are served by serve.c.
  *
  * Steady state, one request in flight: epoll_wait wakes on the kick,
  * serve_ring fills and completes the request and writes the call eventfd.
