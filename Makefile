@@ -87,9 +87,27 @@ uninstall: uninstall-extra
 
 clean:
 	rm -rf build/obj build/unit-tests build/integration-tests \
-	    build/$(PROG)-san $(PROG)
+	    build/$(PROG)-san build/fuzz $(PROG)
 
 .PHONY: all check demo install uninstall clean
+
+# Fuzzers: clang's libFuzzer (Debian: clang-14 and libclang-rt-14-dev)
+# with ASan/UBSan; each runs FUZZ_SECONDS from the seeds.  See scripts/fuzz.
+FUZZ_CC ?=	clang
+FUZZ_SECONDS ?=	60
+FUZZ_FLAGS =	-fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
+		-fno-sanitize-recover=undefined
+FUZZ_TARGETS =	build/fuzz/fuzz_proto build/fuzz/fuzz_virtq
+
+build/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(LIB_SRCS) $(HDRS) Makefile
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(ALL_CFLAGS) -Wno-missing-field-initializers $(FUZZ_FLAGS) \
+	    -o $@ $< $(LIB_SRCS) $(LIBS)
+
+fuzz: $(FUZZ_TARGETS)
+	scripts/fuzz $(FUZZ_SECONDS)
+
+.PHONY: fuzz
 
 include scripts/install.mk
 
