@@ -16,8 +16,8 @@ CFLAGS ?=	-O2 -g
 WARNFLAGS =	-Wall -Wextra -Werror
 ALL_CFLAGS =	-std=c11 $(WARNFLAGS) $(CFLAGS) -D_GNU_SOURCE \
 		-DVERSION=\"$(VERSION)\" -Iinclude \
-		$(shell $(PKG_CONFIG) --cflags libbsd-overlay)
-LIBS =		$(shell $(PKG_CONFIG) --libs libbsd-overlay) -pthread
+		$(shell $(PKG_CONFIG) --cflags libbsd-overlay libseccomp)
+LIBS =		$(shell $(PKG_CONFIG) --libs libbsd-overlay libseccomp) -pthread
 CHECK_CFLAGS =	$(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS =	$(shell $(PKG_CONFIG) --libs check)
 # Tests build the code again with these, so that every test run is
@@ -26,8 +26,8 @@ SAN_FLAGS =	-fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined
 
 LIB_SRCS =	src/config.c src/entropy.c src/guest.c src/ioguard.c src/listener.c \
-		src/log.c src/memtable.c src/ratelimit.c src/virtq.c \
-		src/vu_dev.c src/vu_proto.c
+		src/log.c src/memtable.c src/ratelimit.c src/sandbox.c \
+		src/virtq.c src/vu_dev.c src/vu_proto.c
 SRCS =		$(LIB_SRCS) src/main.c
 HDRS =		$(wildcard include/*.h)
 OBJS =		$(SRCS:src/%.c=build/obj/%.o)
@@ -70,6 +70,7 @@ check: $(PROG) build/$(PROG)-san build/unit-tests build/integration-tests
 	VRNG_BIN=./$(PROG) ./build/integration-tests
 	mandoc -Tlint -Wwarning man/$(PROG).8
 	scripts/check-options
+	scripts/check-sandbox
 	MAKE="$(MAKE)" scripts/test-install
 	scripts/e2e-test
 

@@ -24,6 +24,7 @@
 enum {
 	OPT_FD = 0x100,
 	OPT_PRINT_CAPS,
+	OPT_NO_SANDBOX,
 };
 
 static const struct option long_options[] = {
@@ -35,6 +36,7 @@ static const struct option long_options[] = {
 	{ "max-bytes",		required_argument,	NULL, 'm' },
 	{ "fd",			required_argument,	NULL, OPT_FD },
 	{ "print-capabilities",	no_argument,		NULL, OPT_PRINT_CAPS },
+	{ "no-sandbox",		no_argument,		NULL, OPT_NO_SANDBOX },
 	{ "verbose",		no_argument,		NULL, 'v' },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ "version",		no_argument,		NULL, 'V' },
@@ -72,6 +74,7 @@ config_usage(FILE *fp)
 	    "                           (default %u)\n"
 	    "      --fd=FDNUM           serve the socket open on FDNUM\n"
 	    "      --print-capabilities print the back-end JSON and exit\n"
+	    "      --no-sandbox         no seccomp filter (for debugging)\n"
 	    "  -v, --verbose            more logging (twice: debug)\n"
 	    "  -h, --help               this help\n"
 	    "  -V, --version            print the version\n",
@@ -203,6 +206,9 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 			break;
 		case OPT_PRINT_CAPS:
 			cfg->print_capabilities = true;
+			break;
+		case OPT_NO_SANDBOX:
+			cfg->no_sandbox = true;
 			break;
 		case 'v':
 			cfg->verbose++;

@@ -23,6 +23,7 @@ Suite	*it_hostile_suite(void);
 Suite	*it_lifecycle_suite(void);
 Suite	*it_source_suite(void);
 Suite	*it_ratelimit_suite(void);
+Suite	*it_sandbox_suite(void);
 
 /* Goes on past a failure, so that one stuck entry leaves only itself. */
 static int
@@ -63,6 +64,7 @@ main(void)
 	srunner_add_suite(sr, it_lifecycle_suite());
 	srunner_add_suite(sr, it_source_suite());
 	srunner_add_suite(sr, it_ratelimit_suite());
+	srunner_add_suite(sr, it_sandbox_suite());
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
