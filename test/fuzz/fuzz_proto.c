@@ -626,7 +626,11 @@ op_kick(struct run *r, struct input *in)
 	uint64_t v = take8(in) & 0x80 ? take64(in) : 1;
 	int fd = r->efd[take8(in) % NEFD];
 
-	if (fd >= 0)
+	/*
+	 * The daemon made the description non-blocking already, or will;
+	 * a counter the kick would overflow must not block us.
+	 */
+	if (fd >= 0 && fcntl(fd, F_SETFL, O_NONBLOCK) == 0)
 		(void)write(fd, &v, sizeof(v));
 }
 
