@@ -108,7 +108,19 @@ build/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(LIB_SRCS) $(HDRS) Makefile
 fuzz: $(FUZZ_TARGETS)
 	scripts/fuzz $(FUZZ_SECONDS)
 
-.PHONY: fuzz
+# Lines of src/ the corpora reach (clang coverage build, llvm-cov report).
+fuzz-coverage:
+	scripts/fuzz-coverage
+
+# The integration suites against the release daemon under memcheck:
+# no error, no definite leak (scripts/valgrind-daemon).  Checks that
+# measure time are skipped under valgrind (VRNG_UNDER_VALGRIND, named in
+# test/it.h).
+check-valgrind: $(PROG) build/integration-tests
+	VRNG_BIN=scripts/valgrind-daemon VRNG_UNDER_VALGRIND=1 \
+	    ./build/integration-tests
+
+.PHONY: fuzz fuzz-coverage check-valgrind
 
 include scripts/install.mk
 

@@ -116,6 +116,8 @@ START_TEST(ratelimit_one_guest_4096_per_100ms)
 	int attempt;
 	bool ok = false;
 
+	IT_SKIP_UNDER_VALGRIND("bytes per time window");
+
 	IT_START(&vd, 1, "-m", "4096", "-p", "100", NULL);
 	fe_cfg_init(&cfg);
 	cfg.qsize = Q;

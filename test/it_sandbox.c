@@ -58,6 +58,8 @@ START_TEST(daemon_confined_after_start)
 	struct vd vd;
 	long ours;
 
+	IT_SKIP_UNDER_VALGRIND("run with --no-sandbox");
+
 	IT_START(&vd, 1, NULL);
 	ck_assert_msg(vd_log_wait(&vd, "sandbox: ", 1, 3000), "%s",
 	    vd_log_text(&vd));
