@@ -40,6 +40,7 @@ enum probe {
 /* What each probe returned in the child: 0 or the errno. */
 struct report {
 	int	entered;		/* sandbox_enter(): 0 or errno */
+	char	err[200];		/* and its message */
 	int	result[P_COUNT];
 };
 
@@ -121,8 +122,8 @@ probe(enum probe p)
 		close(fd);
 		return 0;
 	case P_PTRACE:
-		return syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0) < 0 ?
-		    errno : 0;
+		/* 0: PTRACE_TRACEME. */
+		return syscall(SYS_ptrace, 0, 0, 0, 0) < 0 ? errno : 0;
 	case P_KILL_PARENT:
 		/* Signal 0 only checks; the call itself is not allowed. */
 		return kill(getppid(), 0) < 0 ? errno : 0;
@@ -140,7 +141,6 @@ static struct report
 run_child(void (*before)(void))
 {
 	struct report rep;
-	char err[256];
 	int pfd[2], st;
 	unsigned i;
 	pid_t pid;
@@ -153,10 +153,9 @@ run_child(void (*before)(void))
 		close(pfd[0]);
 		if (before != NULL)
 			before();
-		rep.entered = sandbox_enter(err, sizeof(err)) < 0 ? errno : 0;
-		if (rep.entered != 0)
-			fprintf(stderr, "%s\n", err);
-		else
+		rep.entered = sandbox_enter(rep.err, sizeof(rep.err)) < 0 ?
+		    errno : 0;
+		if (rep.entered == 0)
 			for (i = 0; i < P_COUNT; i++)
 				rep.result[i] = probe((enum probe)i);
 		if (write(pfd[1], &rep, sizeof(rep)) != sizeof(rep))
@@ -174,8 +173,8 @@ run_child(void (*before)(void))
 }
 
 #define REFUSED(rep, p)							\
-	ck_assert_msg((rep).result[p] == EPERM, "%s: %s, not EPERM", #p,	\
-	    strerror((rep).result[p]))
+	ck_assert_msg((rep).result[p] == EPERM, "%s: %s, not EPERM",	\
+	    #p, strerror((rep).result[p]))
 #define ALLOWED(rep, p)							\
 	ck_assert_msg((rep).result[p] == 0, "%s: %s", #p,		\
 	    strerror((rep).result[p]))
@@ -184,7 +183,7 @@ START_TEST(forbidden_calls_fail_with_eperm)
 {
 	struct report rep = run_child(NULL);
 
-	ck_assert_int_eq(rep.entered, 0);
+	ck_assert_msg(rep.entered == 0, "%s", rep.err);
 	REFUSED(rep, P_SOCKET_INET);
 	REFUSED(rep, P_EXECVE);
 	REFUSED(rep, P_FORK);
@@ -203,7 +202,7 @@ START_TEST(serving_calls_still_work)
 {
 	struct report rep = run_child(NULL);
 
-	ck_assert_int_eq(rep.entered, 0);
+	ck_assert_msg(rep.entered == 0, "%s", rep.err);
 	ALLOWED(rep, P_SOCKET_UNIX);
 	ALLOWED(rep, P_THREAD);
 	ALLOWED(rep, P_OPEN_READ);
@@ -236,8 +235,7 @@ START_TEST(loads_when_an_outer_filter_forbids_seccomp)
 {
 	struct report rep = run_child(forbid_seccomp_syscall);
 
-	ck_assert_msg(rep.entered == 0, "sandbox_enter: %s",
-	    strerror(rep.entered));
+	ck_assert_msg(rep.entered == 0, "%s", rep.err);
 	REFUSED(rep, P_SOCKET_INET);
 	REFUSED(rep, P_EXECVE);
 	ALLOWED(rep, P_THREAD);
@@ -267,8 +265,9 @@ START_TEST(refuses_to_load_with_threads_running)
 {
 	struct report rep = run_child(start_a_thread);
 
-	ck_assert_msg(rep.entered == EBUSY, "sandbox_enter: %s",
-	    strerror(rep.entered));
+	ck_assert_msg(rep.entered == EBUSY, "sandbox_enter: %s (%s)",
+	    strerror(rep.entered), rep.err);
+	ck_assert_ptr_nonnull(strstr(rep.err, "2 threads"));
 }
 END_TEST
 
