@@ -133,7 +133,7 @@ op_table(struct run *r, struct input *in)
 	struct memtable *mt = &r->mt;
 	unsigned n = take8(in) % (NREGIONS + 1), i;
 	uint64_t gpa = take8(in) & 1 ? take64(in) & ~0xfffull : 0;
-	uint64_t uva = 0x7f0000000000ull;
+	uint64_t uva = 0x7f0000000000ull, gap;
 
 	table_free(mt);
 	/* The last request pointed into the old table. */
@@ -145,7 +145,8 @@ op_table(struct run *r, struct input *in)
 
 		if (how & 1)
 			size &= ~15ull;
-		if (size == 0 || size > UINT64_MAX - gpa)
+		/* A region may end at 2^64 exactly, not past it. */
+		if (size == 0 || size - 1 > UINT64_MAX - gpa)
 			break;
 		m->gpa = gpa;
 		m->size = size;
@@ -157,17 +158,13 @@ op_table(struct run *r, struct input *in)
 		m->map_len = 0;
 		mt->nregions++;
 		uva = m->uva + size + 0x10000;
-		if (how & 4) {
-			if (size > UINT64_MAX - gpa - size)
-				break;
-			gpa += size;
-		} else {
-			uint64_t gap = take16(in) + size;
-
-			if (gap > UINT64_MAX - gpa)
-				break;
-			gpa += gap;
-		}
+		if (size > UINT64_MAX - gpa)
+			break;		/* it ends at 2^64: nothing after it */
+		gpa += size;
+		gap = how & 4 ? 0 : take16(in);
+		if (gap > UINT64_MAX - gpa)
+			break;
+		gpa += gap;
 	}
 }
 
