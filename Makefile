@@ -16,8 +16,8 @@ CFLAGS ?=	-O2 -g
 WARNFLAGS =	-Wall -Wextra -Werror
 ALL_CFLAGS =	-std=c11 $(WARNFLAGS) $(CFLAGS) -D_GNU_SOURCE \
 		-DVERSION=\"$(VERSION)\" -Iinclude \
-		$(shell $(PKG_CONFIG) --cflags libbsd-overlay)
-LIBS =		$(shell $(PKG_CONFIG) --libs libbsd-overlay) -pthread
+		$(shell $(PKG_CONFIG) --cflags libbsd-overlay libseccomp)
+LIBS =		$(shell $(PKG_CONFIG) --libs libbsd-overlay libseccomp) -pthread
 CHECK_CFLAGS =	$(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS =	$(shell $(PKG_CONFIG) --libs check)
 # Tests build the code again with these, so that every test run is
@@ -27,7 +27,8 @@ SAN_FLAGS =	-fsanitize=address,undefined -fno-omit-frame-pointer \
 
 LIB_SRCS =	src/clock.c src/config.c src/entropy.c src/guest.c src/ioguard.c \
 		src/listener.c src/log.c src/memtable.c src/ratelimit.c \
-		src/sdnotify.c src/serve.c src/virtq.c src/vu_dev.c src/vu_proto.c
+		src/sandbox.c src/sdnotify.c src/serve.c src/virtq.c src/vu_dev.c \
+		src/vu_proto.c
 SRCS =		$(LIB_SRCS) src/main.c
 HDRS =		$(wildcard include/*.h)
 OBJS =		$(SRCS:src/%.c=build/obj/%.o)
@@ -78,6 +79,7 @@ check: $(PROG) build/$(PROG)-san build/unit-tests build/integration-tests
 	VRNG_BIN=./$(PROG) ./build/integration-tests
 	mandoc -Tlint -Wwarning man/$(PROG).8
 	scripts/check-options
+	scripts/check-sandbox
 	MAKE="$(MAKE)" scripts/test-install
 
 # The end-to-end test: boots a Linux guest under QEMU against the daemon
@@ -123,9 +125,40 @@ uninstall: uninstall-extra
 
 clean:
 	rm -rf build/obj build/unit-tests build/integration-tests \
-	    build/$(PROG)-san build/bench build/bench-memtable $(PROG)
+	    build/$(PROG)-san build/bench build/bench-memtable build/fuzz \
+	    $(PROG)
 
 .PHONY: all check check-e2e check-all lint demo install uninstall clean
+
+# Fuzzers: clang's libFuzzer (Debian: clang-14 and libclang-rt-14-dev)
+# with ASan/UBSan; each runs FUZZ_SECONDS from the seeds.  See scripts/fuzz.
+FUZZ_CC ?=	clang
+FUZZ_SECONDS ?=	60
+FUZZ_FLAGS =	-fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
+		-fno-sanitize-recover=undefined
+FUZZ_TARGETS =	build/fuzz/fuzz_proto build/fuzz/fuzz_virtq
+
+build/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(LIB_SRCS) $(HDRS) Makefile
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(ALL_CFLAGS) $(FUZZ_FLAGS) \
+	    -o $@ $< $(LIB_SRCS) $(LIBS)
+
+fuzz: $(FUZZ_TARGETS)
+	scripts/fuzz $(FUZZ_SECONDS)
+
+# Lines of src/ the corpora reach (clang coverage build, llvm-cov report).
+fuzz-coverage:
+	scripts/fuzz-coverage
+
+# The integration suites against the release daemon under memcheck:
+# no error, no definite leak (scripts/valgrind-daemon).  Checks that
+# measure time are skipped under valgrind (VRNG_UNDER_VALGRIND, named in
+# test/it.h).
+check-valgrind: $(PROG) build/integration-tests
+	VRNG_BIN=scripts/valgrind-daemon VRNG_UNDER_VALGRIND=1 \
+	    ./build/integration-tests
+
+.PHONY: fuzz fuzz-coverage check-valgrind
 
 include scripts/install.mk
 

@@ -28,6 +28,7 @@ struct config {
 	bool		 period_given;	/* -p without -m has no effect */
 	bool		 count_given;
 	bool		 print_capabilities;
+	bool		 no_sandbox;	/* --no-sandbox */
 };
 
 enum config_result {

@@ -25,6 +25,7 @@ enum {
 	OPT_FD = 0x100,
 	OPT_PRINT_CAPS,
 	OPT_POLL_US,
+	OPT_NO_SANDBOX,
 };
 
 /*
@@ -68,6 +69,8 @@ static const struct opt {
 	    "default 0: off; costs CPU)", CONFIG_MAX_POLL_US, 0 },
 	{ "print-capabilities", no_argument, OPT_PRINT_CAPS, NULL,
 	    "print the back-end JSON and exit", 0, 0 },
+	{ "no-sandbox", no_argument, OPT_NO_SANDBOX, NULL,
+	    "no seccomp filter (for debugging)", 0, 0 },
 	{ "verbose", no_argument, 'v', NULL,
 	    "more logging (twice: debug)", 0, 0 },
 	{ "help", no_argument, 'h', NULL, "this help", 0, 0 },
@@ -296,6 +299,9 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 				return fail(err, errlen, "--poll-us %s: %s "
 				    "(0..%u)", optarg, why, CONFIG_MAX_POLL_US);
 			cfg->poll_us = (uint32_t)v;
+			break;
+		case OPT_NO_SANDBOX:
+			cfg->no_sandbox = true;
 			break;
 		case 'v':
 			cfg->verbose++;

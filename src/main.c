@@ -29,6 +29,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "sdnotify.h"
+#include "sandbox.h"
 #include "vu_proto.h"
 
 /* How long SIGTERM waits for the guest threads. */
@@ -444,6 +445,16 @@ main(int argc, char *argv[])
 		if (d.slots[i].stop_fd < 0)
 			fatal("eventfd");
 	}
+
+	/* Everything is open: from here on only what serving needs. */
+	if (d.cfg.no_sandbox)
+		log_info("sandbox: off (--no-sandbox)");
+	else if (sandbox_unsupported_build())
+		log_info("sandbox: off in this sanitizer build");
+	else if (sandbox_enter(err, sizeof(err)) < 0)
+		fatalx("%s (--no-sandbox runs without it)", err);
+	else
+		log_info("sandbox: on");
 
 	if (d.one_shot)
 		start_guest(&d, 0, d.listeners[0].fd);

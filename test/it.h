@@ -9,6 +9,8 @@
  */
 
 #include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "daemon.h"
 #include "frontend.h"
@@ -81,5 +83,25 @@
 	    sizeof(table) / sizeof((table)[0]))
 void	it_add_table(TCase *, const TTest *, const void *table,
 	    size_t stride, size_t n);
+
+/*
+ * make check-valgrind runs the suites with the daemon under memcheck
+ * (VRNG_UNDER_VALGRIND set), many times slower and inside valgrind's own
+ * address space.  These checks are skipped there, and only there:
+ *
+ *   it_ratelimit  ratelimit_one_guest_4096_per_100ms: counts the bytes
+ *                 delivered in a 2 s window (timing).
+ *   it_addrspace  mem_address_space_capped_per_guest: maps 1 TiB of
+ *                 guest memory; valgrind manages a smaller address space.
+ *   it_sandbox    daemon_confined_after_start: scripts/valgrind-daemon
+ *                 runs the daemon with --no-sandbox.
+ */
+#define IT_SKIP_UNDER_VALGRIND(why) do {				\
+	if (getenv("VRNG_UNDER_VALGRIND") != NULL) {			\
+		printf("skipped under valgrind: %s: %s\n", __func__,	\
+		    (why));						\
+		return;							\
+	}								\
+} while (0)
 
 #endif

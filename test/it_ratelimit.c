@@ -116,6 +116,8 @@ START_TEST(ratelimit_one_guest_4096_per_100ms)
 	int attempt;
 	bool ok = false;
 
+	IT_SKIP_UNDER_VALGRIND("bytes per time window");
+
 	fe_cfg_init(&cfg);
 	cfg.qsize = Q;
 	IT_ONE_GUEST(&vd, &r.fe, &cfg, "-m", "4096", "-p", "100", NULL);
