@@ -156,7 +156,7 @@ fuzz-coverage:
 # test/it.h).
 check-valgrind: $(PROG) build/integration-tests
 	VRNG_BIN=scripts/valgrind-daemon VRNG_UNDER_VALGRIND=1 \
-	    ./build/integration-tests
+	    CK_TIMEOUT_MULTIPLIER=3 ./build/integration-tests
 
 .PHONY: fuzz fuzz-coverage check-valgrind
 

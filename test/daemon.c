@@ -208,7 +208,9 @@ vd_spawn(struct vd *vd, const struct vd_opts *o)
 	 * sockets it creates, also when the socket files exist.
 	 */
 	expect = o->quiet ? 0 : o->nsock > 0 ? (int)o->nsock : 1;
-	deadline = fe_now_ms() + START_TIMEOUT_MS;
+	/* Under valgrind (make check-valgrind) start-up is many times slower. */
+	deadline = fe_now_ms() + START_TIMEOUT_MS *
+	    (getenv("VRNG_UNDER_VALGRIND") != NULL ? 3 : 1);
 	for (;;) {
 		bool ready = expect == 0 ||
 		    vd_log_count(vd, "listening on") >= expect;
