@@ -391,17 +391,12 @@ END_TEST
 Suite *
 it_eventfd_suite(void)
 {
-	Suite *s = suite_create("it_eventfd");
-	TCase *tc;
-
-	tc = tcase_create("eventfds");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, eventfd_vring_fds_must_be_eventfds);
-	tcase_add_test(tc, eventfd_semaphore_kick_does_not_spin);
-	tcase_add_test(tc, eventfd_full_blocking_call_does_not_hang);
-	tcase_add_test(tc, eventfd_kick_replaced_while_kicked);
-	tcase_add_test(tc, eventfd_kick_made_blocking_later_does_not_hang);
-	tcase_add_test(tc, eventfd_call_made_blocking_later_does_not_hang);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_eventfd"), IT_TIMEOUT, NULL, NULL,
+	    "eventfds", TESTS(eventfd_vring_fds_must_be_eventfds,
+		eventfd_semaphore_kick_does_not_spin,
+		eventfd_full_blocking_call_does_not_hang,
+		eventfd_kick_replaced_while_kicked,
+		eventfd_kick_made_blocking_later_does_not_hang,
+		eventfd_call_made_blocking_later_does_not_hang),
+	    NULL);
 }

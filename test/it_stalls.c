@@ -269,15 +269,10 @@ END_TEST
 Suite *
 it_stalls_suite(void)
 {
-	Suite *s = suite_create("it_stalls");
-	TCase *tc;
-
-	tc = tcase_create("stalls_and_floods");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, stall_message_dripped_byte_by_byte_is_dropped);
-	tcase_add_test(tc, stall_sigterm_while_dripping);
-	tcase_add_test(tc, flood_reconnects_log_is_bounded);
-	tcase_add_test(tc, flood_failing_mem_tables_log_is_bounded);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_stalls"), IT_TIMEOUT, NULL, NULL,
+	    "stalls_and_floods", TESTS(
+		stall_message_dripped_byte_by_byte_is_dropped,
+		stall_sigterm_while_dripping, flood_reconnects_log_is_bounded,
+		flood_failing_mem_tables_log_is_bounded),
+	    NULL);
 }
