@@ -406,6 +406,24 @@ START_TEST(fd_not_a_socket_refused)
 }
 END_TEST
 
+/*
+ * A listening socket in vd's directory, made the way systemd makes one,
+ * and o set up to hand it to the daemon as fd 3 (LISTEN_FDS=1).
+ */
+static int
+activated_socket(struct vd *vd, struct vd_opts *o, char *path, size_t size)
+{
+	int lfd;
+
+	IT_OK(vd_init(vd));
+	vd_path(vd, "activated.sock", path, size);
+	lfd = fe_listen_unix(path);
+	ck_assert_int_ge(lfd, 0);
+	vd_opts_init(o);
+	o->systemd_fd = lfd;
+	return lfd;
+}
+
 /* systemd: LISTEN_FDS=1, LISTEN_PID=<daemon>, the socket at fd 3. */
 START_TEST(socket_activation_listen_fds)
 {
@@ -416,12 +434,7 @@ START_TEST(socket_activation_listen_fds)
 	char path[256];
 	int lfd;
 
-	IT_OK(vd_init(&vd));
-	vd_path(&vd, "activated.sock", path, sizeof(path));
-	lfd = fe_listen_unix(path);
-	ck_assert_int_ge(lfd, 0);
-	vd_opts_init(&o);
-	o.systemd_fd = lfd;
+	lfd = activated_socket(&vd, &o, path, sizeof(path));
 	IT_OK(vd_spawn(&vd, &o));
 	close(lfd);
 	ck_assert_int_ge(vd_log_count(&vd, "systemd fd 3"), 1);
@@ -447,12 +460,7 @@ START_TEST(socket_activation_other_pid_ignored)
 	char path[256];
 	int lfd;
 
-	IT_OK(vd_init(&vd));
-	vd_path(&vd, "activated.sock", path, sizeof(path));
-	lfd = fe_listen_unix(path);
-	ck_assert_int_ge(lfd, 0);
-	vd_opts_init(&o);
-	o.systemd_fd = lfd;
+	lfd = activated_socket(&vd, &o, path, sizeof(path));
 	o.systemd_wrong_pid = true;
 	o.no_wait = true;
 	IT_OK(vd_spawn(&vd, &o));
