@@ -241,11 +241,22 @@ START_TEST(recv_truncated_header)
 }
 END_TEST
 
+/* The next message is refused, and no fd it carried is left open. */
+static void
+recv_refused_fds_closed(void)
+{
+	int before = unit_count_fds();
+
+	ck_assert_int_eq(vu_msg_recv(sv[0], &msg), VU_RECV_ERROR);
+	ck_assert_uint_eq(msg.nfds, 0);
+	ck_assert_int_eq(unit_count_fds(), before);
+}
+
 START_TEST(recv_truncated_payload)
 {
 	char buf[sizeof(struct vu_header) + 10];
 	struct vu_header h = hdr(VU_SET_MEM_TABLE, VU_VERSION, 40);
-	int fds[2], before;
+	int fds[2];
 
 	memset(buf, 0, sizeof(buf));
 	memcpy(buf, &h, sizeof(h));
@@ -254,10 +265,7 @@ START_TEST(recv_truncated_payload)
 	close_all(fds, 2);
 	close(sv[1]);
 	sv[1] = -1;
-	before = unit_count_fds();
-	ck_assert_int_eq(vu_msg_recv(sv[0], &msg), VU_RECV_ERROR);
-	ck_assert_uint_eq(msg.nfds, 0);
-	ck_assert_int_eq(unit_count_fds(), before);
+	recv_refused_fds_closed();
 }
 END_TEST
 
@@ -381,16 +389,13 @@ END_TEST
 /* More fds than a message may carry: the kernel truncates, we refuse. */
 START_TEST(recv_too_many_fds)
 {
-	int fds[MAX_SEND_FDS], before;
+	int fds[MAX_SEND_FDS];
 	unsigned n = (unsigned)_i;
 
 	make_fds(fds, n);
 	send_msg(VU_SET_MEM_TABLE, VU_VERSION, "\0\0\0\0\0\0\0\0", 8, fds, n);
 	close_all(fds, n);
-	before = unit_count_fds();
-	ck_assert_int_eq(vu_msg_recv(sv[0], &msg), VU_RECV_ERROR);
-	ck_assert_uint_eq(msg.nfds, 0);
-	ck_assert_int_eq(unit_count_fds(), before);
+	recv_refused_fds_closed();
 }
 END_TEST
 
