@@ -33,7 +33,9 @@ SRCS =		$(LIB_SRCS) src/main.c
 HDRS =		$(wildcard include/*.h)
 OBJS =		$(SRCS:src/%.c=build/obj/%.o)
 
-UNIT_SRCS =	$(wildcard test/test_*.c)
+# Test case registration, shared by unit and integration suites.
+SUITE_SRCS =	test/suite.c
+UNIT_SRCS =	$(wildcard test/test_*.c) $(SUITE_SRCS)
 UNIT_HDRS =	$(wildcard test/*.h)
 # The one SCM_RIGHTS sender, shared by unit and integration suites.
 SENDFDS_SRCS =	test/sendfds.c
@@ -62,11 +64,11 @@ build/unit-tests: $(LIB_SRCS) $(UNIT_SRCS) $(SENDFDS_SRCS) test/unit_main.c \
 	    $(LIB_SRCS) $(UNIT_SRCS) $(SENDFDS_SRCS) test/unit_main.c \
 	    $(LIBS) $(CHECK_LIBS)
 
-build/integration-tests: $(FRONTEND_SRCS) $(IT_SRCS) test/it_main.c \
-		$(UNIT_HDRS) $(HDRS) Makefile
+build/integration-tests: $(FRONTEND_SRCS) $(IT_SRCS) $(SUITE_SRCS) \
+		test/it_main.c $(UNIT_HDRS) $(HDRS) Makefile
 	@mkdir -p build
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) $(CHECK_CFLAGS) -Itest -o $@ \
-	    $(FRONTEND_SRCS) $(IT_SRCS) test/it_main.c src/log.c \
+	    $(FRONTEND_SRCS) $(IT_SRCS) $(SUITE_SRCS) test/it_main.c src/log.c \
 	    $(LIBS) $(CHECK_LIBS)
 
 # Every test that needs neither the network nor QEMU (a distribution can

@@ -151,3 +151,18 @@ stops_within_1s(struct vd *vd)
 	ck_assert_msg(vd_log_count(vd, "does not stop") == 0, "a guest "
 	    "thread was left behind%s", vd_log_text(vd));
 }
+
+/*
+ * The socket takes a new front-end (fe, with the settings of cfg), which
+ * is served; then fe closes, the daemon stops as stops_within_1s() wants,
+ * and its directory is removed.
+ */
+void
+served_again_then_stop(struct vd *vd, struct fe *fe, const struct fe_cfg *cfg)
+{
+	IT_OPEN(fe, vd, 0, cfg);
+	IT_SERVE(fe, 64, vd);
+	fe_close(fe);
+	stops_within_1s(vd);
+	vd_cleanup(vd);
+}

@@ -14,6 +14,7 @@
 
 #include "daemon.h"
 #include "frontend.h"
+#include "suite.h"
 
 /* Generous: a test is a few seconds at most, but the machine is noisy. */
 #define IT_TIMEOUT	30

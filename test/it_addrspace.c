@@ -205,14 +205,9 @@ END_TEST
 Suite *
 it_addrspace_suite(void)
 {
-	Suite *s = suite_create("it_addrspace");
-	TCase *tc;
-
-	tc = tcase_create("address_space");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, mem_address_space_capped_per_guest);
-	tcase_add_test(tc, mem_huge_mmap_offset_maps_only_the_region);
-	tcase_add_test(tc, ring_misaligned_by_mmap_offset_refused);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_addrspace"), IT_TIMEOUT, NULL, NULL,
+	    "address_space", TESTS(mem_address_space_capped_per_guest,
+		mem_huge_mmap_offset_maps_only_the_region,
+		ring_misaligned_by_mmap_offset_refused),
+	    NULL);
 }

@@ -615,33 +615,17 @@ END_TEST
 Suite *
 it_datapath_suite(void)
 {
-	Suite *s = suite_create("it_datapath");
-	TCase *tc;
-
-	tc = tcase_create("buffers");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, single_64_byte_buffer);
-	tcase_add_test(tc, bulk_4_mib_in_4096_byte_buffers);
-	tcase_add_test(tc, chain_of_writable_descriptors);
-	tcase_add_test(tc, indirect_table);
-	tcase_add_test(tc, mixed_requests_in_flight);
-	tcase_add_test(tc, huge_buffer_used_len_is_bytes_written);
-	tcase_add_test(tc, kick_without_fd_polls_the_ring);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("memory");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, add_mem_reg_buffer_spans_two_regions);
-	tcase_add_test(tc, gpa_zero_and_mmap_offset);
-	tcase_add_test(tc, mem_table_replaced_while_running);
-	tcase_add_test(tc, mem_add_and_remove_region_while_running);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("notification");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, event_idx_avail_event_follows_consumption);
-	tcase_add_test(tc, event_idx_used_event_suppresses_interrupts);
-	tcase_add_test(tc, no_event_idx_honours_no_interrupt_flag);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_datapath"), IT_TIMEOUT, NULL, NULL,
+	    "buffers", TESTS(single_64_byte_buffer,
+		bulk_4_mib_in_4096_byte_buffers, chain_of_writable_descriptors,
+		indirect_table, mixed_requests_in_flight,
+		huge_buffer_used_len_is_bytes_written,
+		kick_without_fd_polls_the_ring),
+	    "memory", TESTS(add_mem_reg_buffer_spans_two_regions,
+		gpa_zero_and_mmap_offset, mem_table_replaced_while_running,
+		mem_add_and_remove_region_while_running),
+	    "notification", TESTS(event_idx_avail_event_follows_consumption,
+		event_idx_used_event_suppresses_interrupts,
+		no_event_idx_honours_no_interrupt_flag),
+	    NULL);
 }

@@ -24,6 +24,23 @@
 
 Suite	*it_eventfd_suite(void);
 
+/*
+ * A daemon with one socket and fe connected to it, its memory created but
+ * nothing sent yet: the test swaps a ring eventfd, then calls fe_setup().
+ */
+static void
+connected(struct vd *vd, struct fe *fe, struct fe_cfg *cfg)
+{
+	char path[256];
+
+	IT_START(vd, 1, NULL);
+	fe_cfg_init(cfg);
+	cfg->qsize = QSIZE;
+	fe_init(fe);
+	IT_OK(fe_connect(fe, vd_sock(vd, 0, path, sizeof(path)), 3000));
+	IT_OK(fe_mem_create(fe, cfg));
+}
+
 /* The call eventfd was signalled beyond before within ms. */
 static bool
 calls_grow(struct fe *fe, uint64_t before, int ms)
@@ -152,15 +169,9 @@ START_TEST(eventfd_semaphore_kick_does_not_spin)
 	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
-	char path[256];
 	uint32_t base;
 
-	IT_START(&vd, 1, NULL);
-	fe_cfg_init(&cfg);
-	cfg.qsize = QSIZE;
-	fe_init(&fe);
-	IT_OK(fe_connect(&fe, vd_sock(&vd, 0, path, sizeof(path)), 3000));
-	IT_OK(fe_mem_create(&fe, &cfg));
+	connected(&vd, &fe, &cfg);
 	close(fe.kick);
 	fe.kick = eventfd(0, EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC);
 	ck_assert_int_ge(fe.kick, 0);
@@ -204,15 +215,9 @@ START_TEST(eventfd_full_blocking_call_does_not_hang)
 	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
-	char path[256];
 	int call;
 
-	IT_START(&vd, 1, NULL);
-	fe_cfg_init(&cfg);
-	cfg.qsize = QSIZE;
-	fe_init(&fe);
-	IT_OK(fe_connect(&fe, vd_sock(&vd, 0, path, sizeof(path)), 3000));
-	IT_OK(fe_mem_create(&fe, &cfg));
+	connected(&vd, &fe, &cfg);
 	close(fe.call);
 	fe.call = eventfd(0, EFD_CLOEXEC);		/* blocking */
 	ck_assert_int_ge(fe.call, 0);
@@ -283,11 +288,7 @@ START_TEST(eventfd_kick_made_blocking_later_does_not_hang)
 	ck_assert_uint_eq(u.len, 64);
 	answers_promptly(&fe, &vd, "after a kick on a blocking kick eventfd");
 	fe_close(&fe);
-	IT_OPEN(&fe, &vd, 0, &cfg);
-	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	stops_within_1s(&vd);
-	vd_cleanup(&vd);
+	served_again_then_stop(&vd, &fe, &cfg);
 }
 END_TEST
 
@@ -321,11 +322,7 @@ START_TEST(eventfd_call_made_blocking_later_does_not_hang)
 	    "eventfd made blocking again");
 	close(call);
 	fe_close(&fe);
-	IT_OPEN(&fe, &vd, 0, &cfg);
-	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	stops_within_1s(&vd);
-	vd_cleanup(&vd);
+	served_again_then_stop(&vd, &fe, &cfg);
 }
 END_TEST
 
@@ -391,17 +388,12 @@ END_TEST
 Suite *
 it_eventfd_suite(void)
 {
-	Suite *s = suite_create("it_eventfd");
-	TCase *tc;
-
-	tc = tcase_create("eventfds");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, eventfd_vring_fds_must_be_eventfds);
-	tcase_add_test(tc, eventfd_semaphore_kick_does_not_spin);
-	tcase_add_test(tc, eventfd_full_blocking_call_does_not_hang);
-	tcase_add_test(tc, eventfd_kick_replaced_while_kicked);
-	tcase_add_test(tc, eventfd_kick_made_blocking_later_does_not_hang);
-	tcase_add_test(tc, eventfd_call_made_blocking_later_does_not_hang);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_eventfd"), IT_TIMEOUT, NULL, NULL,
+	    "eventfds", TESTS(eventfd_vring_fds_must_be_eventfds,
+		eventfd_semaphore_kick_does_not_spin,
+		eventfd_full_blocking_call_does_not_hang,
+		eventfd_kick_replaced_while_kicked,
+		eventfd_kick_made_blocking_later_does_not_hang,
+		eventfd_call_made_blocking_later_does_not_hang),
+	    NULL);
 }

@@ -327,29 +327,16 @@ END_TEST
 Suite *
 it_handshake_suite(void)
 {
-	Suite *s = suite_create("it_handshake");
-	TCase *tc;
-
-	tc = tcase_create("negotiation");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, handshake_offers_features);
-	tcase_add_test(tc, handshake_qemu_order_then_served);
-	tcase_add_test(tc, reply_ack_nacks_bad_requests_and_stays_up);
-	tcase_add_test(tc, need_reply_without_reply_ack_gets_no_ack);
-	tcase_add_test(tc, reset_device_then_set_up_again);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("enable");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, enable_without_protocol_features_is_implicit);
-	tcase_add_test(tc, enable_with_protocol_features_waits_for_enable);
-	tcase_add_test(tc, disable_holds_requests_until_enabled);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("vring_base");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, vring_base_reports_avail_index_and_restarts);
-	tcase_add_test(tc, vring_base_restart_at_new_index_wraps);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_handshake"), IT_TIMEOUT, NULL, NULL,
+	    "negotiation", TESTS(handshake_offers_features,
+		handshake_qemu_order_then_served,
+		reply_ack_nacks_bad_requests_and_stays_up,
+		need_reply_without_reply_ack_gets_no_ack,
+		reset_device_then_set_up_again),
+	    "enable", TESTS(enable_without_protocol_features_is_implicit,
+		enable_with_protocol_features_waits_for_enable,
+		disable_holds_requests_until_enabled),
+	    "vring_base", TESTS(vring_base_reports_avail_index_and_restarts,
+		vring_base_restart_at_new_index_wraps),
+	    NULL);
 }

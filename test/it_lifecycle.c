@@ -406,6 +406,24 @@ START_TEST(fd_not_a_socket_refused)
 }
 END_TEST
 
+/*
+ * A listening socket in vd's directory, made the way systemd makes one,
+ * and o set up to hand it to the daemon as fd 3 (LISTEN_FDS=1).
+ */
+static int
+activated_socket(struct vd *vd, struct vd_opts *o, char *path, size_t size)
+{
+	int lfd;
+
+	IT_OK(vd_init(vd));
+	vd_path(vd, "activated.sock", path, size);
+	lfd = fe_listen_unix(path);
+	ck_assert_int_ge(lfd, 0);
+	vd_opts_init(o);
+	o->systemd_fd = lfd;
+	return lfd;
+}
+
 /* systemd: LISTEN_FDS=1, LISTEN_PID=<daemon>, the socket at fd 3. */
 START_TEST(socket_activation_listen_fds)
 {
@@ -416,12 +434,7 @@ START_TEST(socket_activation_listen_fds)
 	char path[256];
 	int lfd;
 
-	IT_OK(vd_init(&vd));
-	vd_path(&vd, "activated.sock", path, sizeof(path));
-	lfd = fe_listen_unix(path);
-	ck_assert_int_ge(lfd, 0);
-	vd_opts_init(&o);
-	o.systemd_fd = lfd;
+	lfd = activated_socket(&vd, &o, path, sizeof(path));
 	IT_OK(vd_spawn(&vd, &o));
 	close(lfd);
 	ck_assert_int_ge(vd_log_count(&vd, "systemd fd 3"), 1);
@@ -447,12 +460,7 @@ START_TEST(socket_activation_other_pid_ignored)
 	char path[256];
 	int lfd;
 
-	IT_OK(vd_init(&vd));
-	vd_path(&vd, "activated.sock", path, sizeof(path));
-	lfd = fe_listen_unix(path);
-	ck_assert_int_ge(lfd, 0);
-	vd_opts_init(&o);
-	o.systemd_fd = lfd;
+	lfd = activated_socket(&vd, &o, path, sizeof(path));
 	o.systemd_wrong_pid = true;
 	o.no_wait = true;
 	IT_OK(vd_spawn(&vd, &o));
@@ -466,31 +474,16 @@ END_TEST
 Suite *
 it_lifecycle_suite(void)
 {
-	Suite *s = suite_create("it_lifecycle");
-	TCase *tc;
-
-	tc = tcase_create("sockets");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, three_sockets_served_concurrently);
-	tcase_add_test(tc, busy_socket_second_front_end_waits);
-	tcase_add_test(tc, disconnect_mid_run_then_reconnect);
-	tcase_add_test(tc, disconnect_during_handshake_then_reconnect);
-	tcase_add_test(tc, stale_socket_file_replaced);
-	tcase_add_test(tc, non_socket_at_socket_path_refused);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("signals");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, sigterm_exits_cleanly_with_stats);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("handed_sockets");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, fd_connected_socketpair);
-	tcase_add_test(tc, fd_listening_socket);
-	tcase_add_test(tc, fd_not_a_socket_refused);
-	tcase_add_test(tc, socket_activation_listen_fds);
-	tcase_add_test(tc, socket_activation_other_pid_ignored);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_lifecycle"), IT_TIMEOUT, NULL, NULL,
+	    "sockets", TESTS(three_sockets_served_concurrently,
+		busy_socket_second_front_end_waits,
+		disconnect_mid_run_then_reconnect,
+		disconnect_during_handshake_then_reconnect,
+		stale_socket_file_replaced, non_socket_at_socket_path_refused),
+	    "signals", TESTS(sigterm_exits_cleanly_with_stats),
+	    "handed_sockets", TESTS(fd_connected_socketpair,
+		fd_listening_socket, fd_not_a_socket_refused,
+		socket_activation_listen_fds,
+		socket_activation_other_pid_ignored),
+	    NULL);
 }

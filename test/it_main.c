@@ -76,8 +76,13 @@ int
 main(void)
 {
 	const char *tmp = getenv("TMPDIR");
+	static Suite *(*const suites[])(void) = { it_handshake_suite,
+	    it_datapath_suite, it_ring_suite, it_messages_suite,
+	    it_memory_suite, it_eventfd_suite, it_stalls_suite,
+	    it_addrspace_suite, it_polling_suite, it_lifecycle_suite,
+	    it_source_suite, it_ratelimit_suite, it_resources_suite,
+	    it_serve_suite, it_sandbox_suite, NULL };
 	char rundir[256];
-	SRunner *sr;
 	int failed, i;
 
 	/* Writes to a socket the daemon closed must fail, not kill us. */
@@ -93,24 +98,7 @@ main(void)
 	    getenv("VRNG_BIN") : "./vhost-device-rng");
 	fflush(stdout);
 
-	sr = srunner_create(it_handshake_suite());
-	srunner_add_suite(sr, it_datapath_suite());
-	srunner_add_suite(sr, it_ring_suite());
-	srunner_add_suite(sr, it_messages_suite());
-	srunner_add_suite(sr, it_memory_suite());
-	srunner_add_suite(sr, it_eventfd_suite());
-	srunner_add_suite(sr, it_stalls_suite());
-	srunner_add_suite(sr, it_addrspace_suite());
-	srunner_add_suite(sr, it_polling_suite());
-	srunner_add_suite(sr, it_lifecycle_suite());
-	srunner_add_suite(sr, it_source_suite());
-	srunner_add_suite(sr, it_ratelimit_suite());
-	srunner_add_suite(sr, it_resources_suite());
-	srunner_add_suite(sr, it_serve_suite());
-	srunner_add_suite(sr, it_sandbox_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = run_suites(suites);
 
 	if (getenv("VRNG_IT_KEEP") == NULL) {
 		/* A daemon killed a moment ago may still be going away. */

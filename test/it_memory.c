@@ -486,18 +486,14 @@ it_memory_suite(void)
 	Suite *s = suite_create("it_memory");
 	TCase *tc;
 
-	tc = tcase_create("memory");
-	tcase_set_timeout(tc, IT_TIMEOUT);
+	tc = add_case(s, "memory", IT_TIMEOUT, NULL, NULL, TESTS(
+	    mem_memfd_shrunk_after_mapping_does_not_kill_daemon,
+	    mem_memfd_shrunk_under_buffer_survives,
+	    connect_disconnect_cycles_leak_no_fds));
 	IT_ADD_TABLE(tc, mem_case, mem_cases);
-	tcase_add_test(tc, mem_memfd_shrunk_after_mapping_does_not_kill_daemon);
-	tcase_add_test(tc, mem_memfd_shrunk_under_buffer_survives);
-	tcase_add_test(tc, connect_disconnect_cycles_leak_no_fds);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("unrunnable_ring");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, unrunnable_ring_addr_outside_memory_nacked);
-	tcase_add_test(tc, unrunnable_ring_at_start_is_an_error);
-	suite_add_tcase(s, tc);
+	add_case(s, "unrunnable_ring", IT_TIMEOUT, NULL, NULL, TESTS(
+	    unrunnable_ring_addr_outside_memory_nacked,
+	    unrunnable_ring_at_start_is_an_error));
 	return s;
 }

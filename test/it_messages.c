@@ -205,9 +205,7 @@ it_messages_suite(void)
 	Suite *s = suite_create("it_messages");
 	TCase *tc;
 
-	tc = tcase_create("messages");
-	tcase_set_timeout(tc, IT_TIMEOUT);
+	tc = add_case(s, "messages", IT_TIMEOUT, NULL, NULL, NULL);
 	IT_ADD_TABLE(tc, msg_case, msg_cases);
-	suite_add_tcase(s, tc);
 	return s;
 }

@@ -106,12 +106,7 @@ END_TEST
 Suite *
 it_polling_suite(void)
 {
-	Suite *s = suite_create("it_polling");
-	TCase *tc;
-
-	tc = tcase_create("polling");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, polling_ring_disabled_or_broken_sleeps);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_polling"), IT_TIMEOUT, NULL, NULL,
+	    "polling", TESTS(polling_ring_disabled_or_broken_sleeps),
+	    NULL);
 }

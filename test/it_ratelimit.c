@@ -322,15 +322,10 @@ END_TEST
 Suite *
 it_ratelimit_suite(void)
 {
-	Suite *s = suite_create("it_ratelimit");
-	TCase *tc;
-
-	tc = tcase_create("ratelimit");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, ratelimit_one_guest_4096_per_100ms);
-	tcase_add_test(tc, ratelimit_four_guests_fair_shares);
-	tcase_add_test(tc, ratelimit_tiny_budget_nobody_starves);
-	tcase_add_test(tc, ratelimit_disconnect_while_throttled);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_ratelimit"), IT_TIMEOUT, NULL, NULL,
+	    "ratelimit", TESTS(ratelimit_one_guest_4096_per_100ms,
+		ratelimit_four_guests_fair_shares,
+		ratelimit_tiny_budget_nobody_starves,
+		ratelimit_disconnect_while_throttled),
+	    NULL);
 }

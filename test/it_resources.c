@@ -235,19 +235,9 @@ END_TEST
 Suite *
 it_resources_suite(void)
 {
-	Suite *s = suite_create("it_resources");
-	TCase *tc;
-
-	tc = tcase_create("descriptors");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, emfile_backs_off_then_accepts);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("socket_files");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, live_socket_not_taken_over);
-	tcase_add_test(tc, exit_removes_only_own_socket);
-	tcase_add_test(tc, stale_socket_still_replaced);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_resources"), IT_TIMEOUT, NULL, NULL,
+	    "descriptors", TESTS(emfile_backs_off_then_accepts),
+	    "socket_files", TESTS(live_socket_not_taken_over,
+		exit_removes_only_own_socket, stale_socket_still_replaced),
+	    NULL);
 }

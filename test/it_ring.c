@@ -464,11 +464,9 @@ it_ring_suite(void)
 	Suite *s = suite_create("it_ring");
 	TCase *tc;
 
-	tc = tcase_create("ring");
-	tcase_set_timeout(tc, IT_TIMEOUT);
+	tc = add_case(s, "ring", IT_TIMEOUT, NULL, NULL, TESTS(
+	    ring_loop_in_huge_indirect_table_caught_quickly,
+	    ring_long_chain_served_short_and_exact));
 	IT_ADD_TABLE(tc, ring_case, ring_cases);
-	tcase_add_test(tc, ring_loop_in_huge_indirect_table_caught_quickly);
-	tcase_add_test(tc, ring_long_chain_served_short_and_exact);
-	suite_add_tcase(s, tc);
 	return s;
 }

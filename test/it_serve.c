@@ -415,22 +415,13 @@ END_TEST
 Suite *
 it_serve_suite(void)
 {
-	Suite *s = suite_create("it_serve");
-	TCase *tc;
-
-	tc = tcase_create("faults");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, gather_fault_gives_back_every_request);
-	tcase_add_test(tc, poll_us_memory_shrunk_during_spin);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("poll");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, poll_us_serves_then_sleeps);
-	tcase_add_test(tc, poll_us_finds_buffers_without_kick);
-	tcase_add_test(tc, poll_us_spin_survives_stray_kick);
-	tcase_add_test(tc, idle_after_stream_costs_nothing);
-	tcase_add_test(tc, kick_never_drained_does_not_spin);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_serve"), IT_TIMEOUT, NULL, NULL,
+	    "faults", TESTS(gather_fault_gives_back_every_request,
+		poll_us_memory_shrunk_during_spin),
+	    "poll", TESTS(poll_us_serves_then_sleeps,
+		poll_us_finds_buffers_without_kick,
+		poll_us_spin_survives_stray_kick,
+		idle_after_stream_costs_nothing,
+		kick_never_drained_does_not_spin),
+	    NULL);
 }

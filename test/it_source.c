@@ -568,25 +568,12 @@ END_TEST
 Suite *
 it_source_suite(void)
 {
-	Suite *s = suite_create("it_source");
-	TCase *tc;
-
-	tc = tcase_create("file");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, file_source_delivers_file_in_order);
-	tcase_add_test(tc, file_source_two_guests_share_it_once);
-	tcase_add_test(tc, file_source_used_up_waits_and_logs_once);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("fifo");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, fifo_source_delivers_writes_and_never_blocks_control);
-	tcase_add_test(tc, fifo_source_shared_fairly_by_three_guests);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("device");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, chardev_source_saying_eagain_does_not_spin);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_source"), IT_TIMEOUT, NULL, NULL,
+	    "file", TESTS(file_source_delivers_file_in_order,
+		file_source_two_guests_share_it_once,
+		file_source_used_up_waits_and_logs_once),
+	    "fifo", TESTS(fifo_source_delivers_writes_and_never_blocks_control,
+		fifo_source_shared_fairly_by_three_guests),
+	    "device", TESTS(chardev_source_saying_eagain_does_not_spin),
+	    NULL);
 }

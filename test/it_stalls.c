@@ -48,6 +48,23 @@ drip(struct fe *fe, const void *m, size_t len, int step_ms)
 }
 
 /*
+ * The one-guest set-up, served once, and m made ready to drip: a
+ * SET_FEATURES of the features fe acked, asking for a reply.
+ */
+static void
+drip_guest(struct vd *vd, struct fe *fe, struct fe_cfg *cfg,
+    struct dripped *m)
+{
+	fe_cfg_init(cfg);
+	cfg->qsize = QSIZE;
+	IT_ONE_GUEST(vd, fe, cfg, NULL);
+	IT_SERVE(fe, 64, vd);
+	m->h = (struct fe_hdr){ FE_SET_FEATURES, FE_FLAG_VERSION |
+	    FE_FLAG_NEED_REPLY, 8 };
+	m->features = fe->acked;
+}
+
+/*
  * A message fed a byte every 100 ms: every byte comes well within any
  * per-read timeout, but the whole message must arrive within 500 ms of its
  * first byte (it would take 1.9 s).  The connection is dropped then, and
@@ -61,13 +78,7 @@ START_TEST(stall_message_dripped_byte_by_byte_is_dropped)
 	struct fe fe;
 	int64_t dt;
 
-	fe_cfg_init(&cfg);
-	cfg.qsize = QSIZE;
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
-	IT_SERVE(&fe, 64, &vd);
-	m.h = (struct fe_hdr){ FE_SET_FEATURES, FE_FLAG_VERSION |
-	    FE_FLAG_NEED_REPLY, 8 };
-	m.features = fe.acked;
+	drip_guest(&vd, &fe, &cfg, &m);
 	dt = drip(&fe, &m, sizeof(m), 100);
 	ck_assert_msg(dt >= 0, "the daemon waited 1.9 s for the whole "
 	    "message%s", vd_log_text(&vd));
@@ -77,11 +88,7 @@ START_TEST(stall_message_dripped_byte_by_byte_is_dropped)
 	ck_assert_int_ge(vd_log_count(&vd, "dropping the connection"), 1);
 	fe_close(&fe);
 	ck_assert(vd_alive(&vd));
-	IT_OPEN(&fe, &vd, 0, &cfg);
-	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	stops_within_1s(&vd);
-	vd_cleanup(&vd);
+	served_again_then_stop(&vd, &fe, &cfg);
 }
 END_TEST
 
@@ -98,13 +105,7 @@ START_TEST(stall_sigterm_while_dripping)
 	int64_t t0, next, dt;
 	size_t i = 1;
 
-	fe_cfg_init(&cfg);
-	cfg.qsize = QSIZE;
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
-	IT_SERVE(&fe, 64, &vd);
-	m.h = (struct fe_hdr){ FE_SET_FEATURES, FE_FLAG_VERSION |
-	    FE_FLAG_NEED_REPLY, 8 };
-	m.features = fe.acked;
+	drip_guest(&vd, &fe, &cfg, &m);
 	ck_assert_int_eq(send(fe.sock, &m, 1, MSG_NOSIGNAL), 1);
 	fe_sleep_ms(50);
 	ck_assert_int_eq(kill(vd.pid, SIGTERM), 0);
@@ -269,15 +270,10 @@ END_TEST
 Suite *
 it_stalls_suite(void)
 {
-	Suite *s = suite_create("it_stalls");
-	TCase *tc;
-
-	tc = tcase_create("stalls_and_floods");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, stall_message_dripped_byte_by_byte_is_dropped);
-	tcase_add_test(tc, stall_sigterm_while_dripping);
-	tcase_add_test(tc, flood_reconnects_log_is_bounded);
-	tcase_add_test(tc, flood_failing_mem_tables_log_is_bounded);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("it_stalls"), IT_TIMEOUT, NULL, NULL,
+	    "stalls_and_floods", TESTS(
+		stall_message_dripped_byte_by_byte_is_dropped,
+		stall_sigterm_while_dripping, flood_reconnects_log_is_bounded,
+		flood_failing_mem_tables_log_is_bounded),
+	    NULL);
 }

@@ -495,48 +495,19 @@ END_TEST
 Suite *
 config_suite(void)
 {
-	Suite *s = suite_create("config");
-	TCase *tc;
-
-	tc = tcase_create("options");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_test(tc, defaults);
-	tcase_add_test(tc, no_arguments_keeps_defaults);
-	tcase_add_test(tc, long_options_with_equals);
-	tcase_add_test(tc, long_options_separate_values);
-	tcase_add_test(tc, short_options);
-	tcase_add_test(tc, short_options_attached_values);
-	tcase_add_test(tc, rng_source_is_filename_alias);
-	tcase_add_test(tc, verbose_counts);
-	tcase_add_test(tc, fd_option);
-	tcase_add_test(tc, print_capabilities);
-	tcase_add_test(tc, print_capabilities_abbreviated);
-	tcase_add_test(tc, given_flags);
-	tcase_add_test(tc, help_exits);
-	tcase_add_test(tc, version_exits);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("bounds");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_test(tc, socket_count_bounds);
-	tcase_add_test(tc, socket_count_refused);
-	tcase_add_test(tc, period_bounds);
-	tcase_add_test(tc, max_bytes_bounds);
-	tcase_add_test(tc, socket_path_fits_exactly);
-	tcase_add_test(tc, socket_path_too_long);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("refusals");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_test(tc, empty_paths_refused);
-	tcase_add_test(tc, fd_with_socket_path_refused);
-	tcase_add_test(tc, fd_with_socket_count_refused);
-	tcase_add_test(tc, unknown_option);
-	tcase_add_test(tc, missing_value);
-	tcase_add_test(tc, flag_with_value_refused);
-	tcase_add_test(tc, stray_argument);
-	tcase_add_test(tc, error_fits_small_buffer);
-	tcase_add_test(tc, reparse_after_aborted_cluster);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("config"), UNIT_TIMEOUT, NULL, NULL,
+	    "options", TESTS(defaults, no_arguments_keeps_defaults,
+		long_options_with_equals, long_options_separate_values,
+		short_options, short_options_attached_values,
+		rng_source_is_filename_alias, verbose_counts, fd_option,
+		print_capabilities, print_capabilities_abbreviated, given_flags,
+		help_exits, version_exits),
+	    "bounds", TESTS(socket_count_bounds, socket_count_refused,
+		period_bounds, max_bytes_bounds, socket_path_fits_exactly,
+		socket_path_too_long),
+	    "refusals", TESTS(empty_paths_refused, fd_with_socket_path_refused,
+		fd_with_socket_count_refused, unknown_option, missing_value,
+		flag_with_value_refused, stray_argument,
+		error_fits_small_buffer, reparse_after_aborted_cluster),
+	    NULL);
 }

@@ -674,42 +674,22 @@ entropy_suite(void)
 	Suite *s = suite_create("entropy");
 	TCase *tc;
 
-	tc = tcase_create("open");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tc = add_case(s, "open", UNIT_TIMEOUT, setup, teardown, TESTS(
+	    directory_refused, missing_file_refused, long_path_refused,
+	    close_twice));
 	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, directory_refused);
-	tcase_add_test(tc, missing_file_refused);
-	tcase_add_test(tc, long_path_refused);
-	tcase_add_test(tc, close_twice);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("read");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tc = add_case(s, "read", UNIT_TIMEOUT, setup, teardown, TESTS(
+	    file_in_order, empty_file, urandom, dev_null_exhausted,
+	    unwritable_buffer_is_fault, fifo_writers_come_and_go,
+	    fifo_removed_does_not_spin, two_reads_disjoint,
+	    two_threads_never_share));
 	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, file_in_order);
-	tcase_add_test(tc, empty_file);
-	tcase_add_test(tc, urandom);
-	tcase_add_test(tc, dev_null_exhausted);
-	tcase_add_test(tc, unwritable_buffer_is_fault);
-	tcase_add_test(tc, fifo_writers_come_and_go);
-	tcase_add_test(tc, fifo_removed_does_not_spin);
-	tcase_add_test(tc, two_reads_disjoint);
-	tcase_add_test(tc, two_threads_never_share);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("pool");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
+	tc = add_case(s, "pool", UNIT_TIMEOUT, setup, teardown, TESTS(
+	    csprng_detected_by_device_number, pooled_across_iovecs,
+	    pooled_refill_and_partial, pooled_source_fails_pool_not_empty,
+	    pooled_whole_pool, pooled_urandom_never_repeats, pool_clear_wipes));
 	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, csprng_detected_by_device_number);
-	tcase_add_test(tc, pooled_across_iovecs);
-	tcase_add_test(tc, pooled_refill_and_partial);
-	tcase_add_test(tc, pooled_source_fails_pool_not_empty);
-	tcase_add_test(tc, pooled_whole_pool);
-	tcase_add_test(tc, pooled_urandom_never_repeats);
-	tcase_add_test(tc, pool_clear_wipes);
-	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1101,54 +1101,19 @@ END_TEST
 Suite *
 guest_suite(void)
 {
-	Suite *s = suite_create("guest");
-	TCase *tc;
-
-	tc = tcase_create("lifecycle");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, ends_when_peer_closes);
-	tcase_add_test(tc, ends_when_silent_peer_closes);
-	tcase_add_test(tc, stop_mid_handshake);
-	tcase_add_test(tc, stop_mid_message);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("serving");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, serves_request_with_stats);
-	tcase_add_test(tc, ring_wraps);
-	tcase_add_test(tc, file_source_bytes);
-	tcase_add_test(tc, fifo_source_waits_then_serves);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("malformed");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, malformed_size_ends);
-	tcase_add_test(tc, bad_version_ends);
-	tcase_add_test(tc, unsupported_request_ends);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("ratelimit");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, throttled_request_held);
-	tcase_add_test(tc, throttle_released_next_period);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("faults");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, fault_handler_installs);
-	tcase_add_test(tc, shrunk_memory_breaks_ring_only);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("hostile_eventfds");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, stop_while_call_eventfd_full);
-	tcase_add_test(tc, stop_after_kick_replaced);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("guest"), UNIT_TIMEOUT, setup, teardown,
+	    "lifecycle", TESTS(ends_when_peer_closes,
+		ends_when_silent_peer_closes, stop_mid_handshake,
+		stop_mid_message),
+	    "serving", TESTS(serves_request_with_stats, ring_wraps,
+		file_source_bytes, fifo_source_waits_then_serves),
+	    "malformed", TESTS(malformed_size_ends, bad_version_ends,
+		unsupported_request_ends),
+	    "ratelimit", TESTS(throttled_request_held,
+		throttle_released_next_period),
+	    "faults", TESTS(fault_handler_installs,
+		shrunk_memory_breaks_ring_only),
+	    "hostile_eventfds", TESTS(stop_while_call_eventfd_full,
+		stop_after_kick_replaced),
+	    NULL);
 }

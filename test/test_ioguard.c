@@ -207,23 +207,13 @@ END_TEST
 Suite *
 ioguard_suite(void)
 {
-	Suite *s = suite_create("ioguard");
-	TCase *tc = tcase_create("eventfd");
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, read_of_empty_blocking_eventfd_is_interrupted);
-	tcase_add_test(tc, write_to_full_blocking_eventfd_is_interrupted);
-	tcase_add_test(tc, ready_eventfd_works_and_timer_is_disarmed);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("often");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, write_often_ready_eventfd_turns_watching_on);
-	tcase_add_test(tc, write_often_watching_stops_by_itself);
-	tcase_add_test(tc, write_often_full_blocking_eventfd_is_interrupted);
-	tcase_add_test(tc, read_while_watching_is_interrupted);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("ioguard"), 10, setup, teardown,
+	    "eventfd", TESTS(read_of_empty_blocking_eventfd_is_interrupted,
+		write_to_full_blocking_eventfd_is_interrupted,
+		ready_eventfd_works_and_timer_is_disarmed),
+	    "often", TESTS(write_often_ready_eventfd_turns_watching_on,
+		write_often_watching_stops_by_itself,
+		write_often_full_blocking_eventfd_is_interrupted,
+		read_while_watching_is_interrupted),
+	    NULL);
 }

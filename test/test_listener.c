@@ -963,57 +963,21 @@ END_TEST
 Suite *
 listener_suite(void)
 {
-	Suite *s = suite_create("listener");
-	TCase *tc;
-
-	tc = tcase_create("create");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, create_sockets);
-	tcase_add_test(tc, stale_socket_replaced);
-	tcase_add_test(tc, regular_file_refused);
-	tcase_add_test(tc, directory_refused);
-	tcase_add_test(tc, path_length_limit);
-	tcase_add_test(tc, failure_undoes_earlier);
-	tcase_add_test(tc, too_long_at_index_ten_undoes_earlier);
-	tcase_add_test(tc, close_unlinks_only_created);
-	tcase_add_test(tc, close_twice_and_gone);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("from_fd");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, from_fd_listening);
-	tcase_add_test(tc, from_fd_connected);
-	tcase_add_test(tc, from_fd_refused);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("systemd");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, systemd_not_for_us);
-	tcase_add_test(tc, systemd_garbage_fds);
-	tcase_add_test(tc, systemd_zero);
-	tcase_add_test(tc, systemd_too_many);
-	tcase_add_test(tc, systemd_two_listening);
-	tcase_add_test(tc, systemd_bad_fds_refused);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("notify");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, notify_path);
-	tcase_add_test(tc, notify_abstract);
-	tcase_add_test(tc, notify_quiet_when_unset);
-	tcase_add_test(tc, notify_bad_socket_warns);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("live_socket");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, live_socket_refused);
-	tcase_add_test(tc, live_socket_with_full_backlog_refused);
-	tcase_add_test(tc, close_leaves_replaced_socket);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("listener"), UNIT_TIMEOUT, setup,
+	    teardown,
+	    "create", TESTS(create_sockets, stale_socket_replaced,
+		regular_file_refused, directory_refused, path_length_limit,
+		failure_undoes_earlier, too_long_at_index_ten_undoes_earlier,
+		close_unlinks_only_created, close_twice_and_gone),
+	    "from_fd", TESTS(from_fd_listening, from_fd_connected,
+		from_fd_refused),
+	    "systemd", TESTS(systemd_not_for_us, systemd_garbage_fds,
+		systemd_zero, systemd_too_many, systemd_two_listening,
+		systemd_bad_fds_refused),
+	    "notify", TESTS(notify_path, notify_abstract,
+		notify_quiet_when_unset, notify_bad_socket_warns),
+	    "live_socket", TESTS(live_socket_refused,
+		live_socket_with_full_backlog_refused,
+		close_leaves_replaced_socket),
+	    NULL);
 }

@@ -173,22 +173,15 @@ log_suite(void)
 	Suite *s = suite_create("log");
 	TCase *tc;
 
-	tc = tcase_create("log");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_add_test(tc, guest_err_burst_then_suppressed);
-	tcase_add_test(tc, guest_err_budget_per_thread);
-	tcase_add_test(tc, levels);
-	tcase_add_test(tc, warn_appends_errno);
-	suite_add_tcase(s, tc);
+	add_case(s, "log", UNIT_TIMEOUT, NULL, teardown, TESTS(
+	    guest_err_burst_then_suppressed, guest_err_budget_per_thread,
+	    levels, warn_appends_errno));
 
 	/* Exit tests need fork isolation (CK_FORK=no turns it off). */
 	if (getenv("CK_FORK") == NULL || strcmp(getenv("CK_FORK"), "no")
 	    != 0) {
-		tc = tcase_create("fatal");
-		tcase_set_timeout(tc, UNIT_TIMEOUT);
+		tc = add_case(s, "fatal", UNIT_TIMEOUT, NULL, NULL, NULL);
 		tcase_add_exit_test(tc, fatalx_exits, 1);
-		suite_add_tcase(s, tc);
 	}
 	return s;
 }

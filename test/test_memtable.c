@@ -810,57 +810,26 @@ memtable_suite(void)
 	Suite *s = suite_create("memtable");
 	TCase *tc;
 
-	tc = tcase_create("translate");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, set_translates_and_writes_land_in_memfd);
+	tc = add_case(s, "translate", UNIT_TIMEOUT, setup, teardown, TESTS(
+	    set_translates_and_writes_land_in_memfd,
+	    zero_regions_empties_the_table, gpa_edges, gpa_region_at_top,
+	    uva_whole_range_only, mmap_offset_maps_file_offset));
 	tcase_add_loop_test(tc, set_n_regions, 1, VU_MEM_TABLE_MAX + 1);
-	tcase_add_test(tc, zero_regions_empties_the_table);
-	tcase_add_test(tc, gpa_edges);
-	tcase_add_test(tc, gpa_region_at_top);
-	tcase_add_test(tc, uva_whole_range_only);
-	tcase_add_test(tc, mmap_offset_maps_file_offset);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("validate");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, count_mismatch_refused_and_fds_closed);
-	tcase_add_test(tc, overlap_refused);
-	tcase_add_test(tc, adjacent_accepted);
-	tcase_add_test(tc, size_zero_refused);
-	tcase_add_test(tc, gpa_wrap_refused);
-	tcase_add_test(tc, uva_wrap_refused);
-	tcase_add_test(tc, mmap_offset_overflow_refused);
-	tcase_add_test(tc, file_smaller_than_region_refused);
-	tcase_add_test(tc, bad_fd_refused);
-	tcase_add_test(tc, failed_set_keeps_old_table);
-	tcase_add_test(tc, validate_counts_existing);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("change");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, set_replaces_table);
-	tcase_add_test(tc, add_and_remove);
-	tcase_add_test(tc, add_refusals_close_fd);
-	tcase_add_test(tc, fill_all_slots);
-	tcase_add_test(tc, generation_changes);
-	tcase_add_test(tc, clear_then_reuse);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("whole_range");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, gpa_range_spans_adjacent_regions_only);
-	tcase_add_test(tc, gpa_range_to_top_of_address_space);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("many_slots");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, all_slots_out_of_order_translate);
-	tcase_add_test(tc, table_grows_with_regions);
-	suite_add_tcase(s, tc);
+	add_cases(s, UNIT_TIMEOUT, setup, teardown,
+	    "validate", TESTS(count_mismatch_refused_and_fds_closed,
+		overlap_refused, adjacent_accepted, size_zero_refused,
+		gpa_wrap_refused, uva_wrap_refused,
+		mmap_offset_overflow_refused, file_smaller_than_region_refused,
+		bad_fd_refused, failed_set_keeps_old_table,
+		validate_counts_existing),
+	    "change", TESTS(set_replaces_table, add_and_remove,
+		add_refusals_close_fd, fill_all_slots, generation_changes,
+		clear_then_reuse),
+	    "whole_range", TESTS(gpa_range_spans_adjacent_regions_only,
+		gpa_range_to_top_of_address_space),
+	    "many_slots", TESTS(all_slots_out_of_order_translate,
+		table_grows_with_regions),
+	    NULL);
 	return s;
 }

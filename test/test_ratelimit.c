@@ -551,38 +551,19 @@ ratelimit_suite(void)
 	TCase *tc;
 	int nbudgets = (int)(sizeof(budgets) / sizeof(budgets[0]));
 
-	tc = tcase_create("share");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_add_test(tc, init_refuses_zero);
-	tcase_add_test(tc, share_one_guest);
-	tcase_add_test(tc, share_remainder_rotates);
+	tc = add_case(s, "share", UNIT_TIMEOUT, NULL, teardown, TESTS(
+	    init_refuses_zero, share_one_guest, share_remainder_rotates));
 	tcase_add_loop_test(tc, share_sums, 0, nbudgets);
 	tcase_add_loop_test(tc, share_few_bytes_never_starve, 0, nbudgets);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("take");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_add_test(tc, take_two_bytes_five_guests);
-	tcase_add_test(tc, take_capped_at_share);
-	tcase_add_test(tc, take_odd_arguments);
-	tcase_add_test(tc, period_rollover_resets);
-	tcase_add_test(tc, give_back_same_period);
-	tcase_add_test(tc, give_back_after_rollover);
-	tcase_add_test(tc, stale_clock_does_not_roll_back);
-	tcase_add_test(tc, huge_budget);
-	tcase_add_test(tc, epoch_near_clock_end);
-	tcase_add_test(tc, period_1ms);
-	tcase_add_test(tc, period_65536ms);
-	tcase_add_test(tc, now_before_epoch);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("threads");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_add_test(tc, threads_one_guest);
-	tcase_add_test(tc, threads_four_guests);
-	suite_add_tcase(s, tc);
+	add_cases(s, UNIT_TIMEOUT, NULL, teardown,
+	    "take", TESTS(take_two_bytes_five_guests, take_capped_at_share,
+		take_odd_arguments, period_rollover_resets,
+		give_back_same_period, give_back_after_rollover,
+		stale_clock_does_not_roll_back, huge_budget,
+		epoch_near_clock_end, period_1ms, period_65536ms,
+		now_before_epoch),
+	    "threads", TESTS(threads_one_guest, threads_four_guests),
+	    NULL);
 	return s;
 }

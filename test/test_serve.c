@@ -1227,53 +1227,21 @@ END_TEST
 Suite *
 serve_suite(void)
 {
-	Suite *su = suite_create("serve");
-	TCase *tc;
-
-	tc = tcase_create("serving");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, pool_serves_small_request);
-	tcase_add_test(tc, pool_bytes_never_reused);
-	tcase_add_test(tc, pool_boundary_1024_direct_1025);
-	tcase_add_test(tc, direct_file_bytes_big_request);
-	tcase_add_test(tc, one_call_per_batch);
-	tcase_add_test(tc, event_idx_kick_and_call);
-	tcase_add_test(tc, pass_limit_256_requests);
-	tcase_add_test(tc, pass_limit_4_mib);
-	tcase_add_test(tc, eof_request_goes_back);
-	tcase_add_test(tc, fifo_waits_for_source);
-	suite_add_tcase(su, tc);
-
-	tc = tcase_create("ratelimit");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, grant_trims_batch);
-	tcase_add_test(tc, grant_exactly_request);
-	tcase_add_test(tc, unused_grant_goes_back);
-	suite_add_tcase(su, tc);
-
-	tc = tcase_create("broken");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, sigbus_in_gather_gives_back_all);
-	tcase_add_test(tc, efault_in_fill_gives_back);
-	tcase_add_test(tc, sigbus_in_pool_copy_no_reuse);
-	tcase_add_test(tc, report_once_per_break);
-	tcase_add_test(tc, report_again_when_restart_breaks_at_once);
-	tcase_add_test(tc, break_outside_serve_reported_by_serve_ring);
-	suite_add_tcase(su, tc);
-
-	tc = tcase_create("spin");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, spin_finds_posted_buffer);
-	tcase_add_test(tc, spin_times_out);
-	tcase_add_test(tc, spin_ends_for_epoll_event);
-	tcase_add_test(tc, spin_event_idx_leaves_avail_event);
-	tcase_add_test(tc, spin_not_runnable);
-	tcase_add_test(tc, spin_sigbus_breaks_ring);
-	tcase_add_test(tc, spin_mode_ends_when_ring_breaks);
-	suite_add_tcase(su, tc);
-	return su;
+	return add_cases(suite_create("serve"), UNIT_TIMEOUT, setup, teardown,
+	    "serving", TESTS(pool_serves_small_request, pool_bytes_never_reused,
+		pool_boundary_1024_direct_1025, direct_file_bytes_big_request,
+		one_call_per_batch, event_idx_kick_and_call,
+		pass_limit_256_requests, pass_limit_4_mib,
+		eof_request_goes_back, fifo_waits_for_source),
+	    "ratelimit", TESTS(grant_trims_batch, grant_exactly_request,
+		unused_grant_goes_back),
+	    "broken", TESTS(sigbus_in_gather_gives_back_all,
+		efault_in_fill_gives_back, sigbus_in_pool_copy_no_reuse,
+		report_once_per_break, report_again_when_restart_breaks_at_once,
+		break_outside_serve_reported_by_serve_ring),
+	    "spin", TESTS(spin_finds_posted_buffer, spin_times_out,
+		spin_ends_for_epoll_event, spin_event_idx_leaves_avail_event,
+		spin_not_runnable, spin_sigbus_breaks_ring,
+		spin_mode_ends_when_ring_breaks),
+	    NULL);
 }

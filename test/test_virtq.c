@@ -1350,99 +1350,47 @@ virtq_suite(void)
 	Suite *s = suite_create("virtq");
 	TCase *tc;
 
-	tc = tcase_create("config");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, set_num_bounds);
-	tcase_add_test(tc, set_addr_alignment);
-	tcase_add_test(tc, map_needs_num_and_addr);
-	tcase_add_test(tc, map_rings_outside_memory);
-	tcase_add_test(tc, ready_remaps_after_table_change);
-	suite_add_tcase(s, tc);
+	add_cases(s, UNIT_TIMEOUT, setup, teardown,
+	    "config", TESTS(set_num_bounds, set_addr_alignment,
+		map_needs_num_and_addr, map_rings_outside_memory,
+		ready_remaps_after_table_change),
+	    "pop", TESTS(pop_empty, pop_single, pop_chain,
+		pop_chain_whole_table, pop_zero_length_member, pop_indirect,
+		pop_indirect_write_flag_on_table, pop_chain_then_indirect,
+		pop_indirect_spanning_regions, pop_indirect_chain_of_queue_size,
+		pop_buffer_spanning_regions, pop_max_len_caps,
+		pop_huge_descriptor_capped, pop_iov_cap, req_trim,
+		unpop_pops_again, pop_full_ring, pop_avail_idx_wraps),
+	    "hostile", TESTS(hostile_loop, hostile_self_loop,
+		hostile_next_out_of_range, hostile_next_max,
+		hostile_head_out_of_range, hostile_head_max,
+		hostile_avail_idx_too_far, hostile_avail_idx_backwards,
+		hostile_nested_indirect, hostile_indirect_with_next,
+		hostile_indirect_len_zero, hostile_indirect_len_not_multiple,
+		hostile_indirect_len_short, hostile_indirect_outside_memory,
+		hostile_indirect_runs_off_memory, hostile_indirect_wraps,
+		hostile_indirect_loop, hostile_indirect_chain_longer_than_queue,
+		hostile_indirect_huge_table_loop,
+		hostile_indirect_next_out_of_range, hostile_indirect_readable,
+		hostile_addr_outside_memory, hostile_addr_zero,
+		hostile_buffer_runs_off_memory, hostile_addr_wraps,
+		hostile_addr_wraps_from_top_region, hostile_readable_descriptor,
+		hostile_readable_in_chain, hostile_zero_length,
+		hostile_zero_length_chain, hostile_zero_length_indirect,
+		hostile_after_good),
+	    NULL);
 
-	tc = tcase_create("pop");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, pop_empty);
-	tcase_add_test(tc, pop_single);
-	tcase_add_test(tc, pop_chain);
-	tcase_add_test(tc, pop_chain_whole_table);
-	tcase_add_test(tc, pop_zero_length_member);
-	tcase_add_test(tc, pop_indirect);
-	tcase_add_test(tc, pop_indirect_write_flag_on_table);
-	tcase_add_test(tc, pop_chain_then_indirect);
-	tcase_add_test(tc, pop_indirect_spanning_regions);
-	tcase_add_test(tc, pop_indirect_chain_of_queue_size);
-	tcase_add_test(tc, pop_buffer_spanning_regions);
-	tcase_add_test(tc, pop_max_len_caps);
-	tcase_add_test(tc, pop_huge_descriptor_capped);
-	tcase_add_test(tc, pop_iov_cap);
-	tcase_add_test(tc, req_trim);
-	tcase_add_test(tc, unpop_pops_again);
-	tcase_add_test(tc, pop_full_ring);
-	tcase_add_test(tc, pop_avail_idx_wraps);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("hostile");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, hostile_loop);
-	tcase_add_test(tc, hostile_self_loop);
-	tcase_add_test(tc, hostile_next_out_of_range);
-	tcase_add_test(tc, hostile_next_max);
-	tcase_add_test(tc, hostile_head_out_of_range);
-	tcase_add_test(tc, hostile_head_max);
-	tcase_add_test(tc, hostile_avail_idx_too_far);
-	tcase_add_test(tc, hostile_avail_idx_backwards);
-	tcase_add_test(tc, hostile_nested_indirect);
-	tcase_add_test(tc, hostile_indirect_with_next);
-	tcase_add_test(tc, hostile_indirect_len_zero);
-	tcase_add_test(tc, hostile_indirect_len_not_multiple);
-	tcase_add_test(tc, hostile_indirect_len_short);
-	tcase_add_test(tc, hostile_indirect_outside_memory);
-	tcase_add_test(tc, hostile_indirect_runs_off_memory);
-	tcase_add_test(tc, hostile_indirect_wraps);
-	tcase_add_test(tc, hostile_indirect_loop);
-	tcase_add_test(tc, hostile_indirect_chain_longer_than_queue);
-	tcase_add_test(tc, hostile_indirect_huge_table_loop);
-	tcase_add_test(tc, hostile_indirect_next_out_of_range);
-	tcase_add_test(tc, hostile_indirect_readable);
-	tcase_add_test(tc, hostile_addr_outside_memory);
-	tcase_add_test(tc, hostile_addr_zero);
-	tcase_add_test(tc, hostile_buffer_runs_off_memory);
-	tcase_add_test(tc, hostile_addr_wraps);
-	tcase_add_test(tc, hostile_addr_wraps_from_top_region);
-	tcase_add_test(tc, hostile_readable_descriptor);
-	tcase_add_test(tc, hostile_readable_in_chain);
-	tcase_add_test(tc, hostile_zero_length);
-	tcase_add_test(tc, hostile_zero_length_chain);
-	tcase_add_test(tc, hostile_zero_length_indirect);
-	tcase_add_test(tc, hostile_after_good);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("notify");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, push_writes_used_le);
-	tcase_add_test(tc, used_idx_continues);
-	tcase_add_test(tc, used_idx_wraps);
-	tcase_add_test(tc, enable_notify_event_idx);
-	tcase_add_test(tc, enable_notify_no_event_idx);
-	tcase_add_test(tc, should_notify_flags);
-	tcase_add_test(tc, should_notify_event_idx);
-	tcase_add_test(tc, should_notify_event_idx_wraps);
+	tc = add_case(s, "notify", UNIT_TIMEOUT, setup, teardown, TESTS(
+	    push_writes_used_le, used_idx_continues, used_idx_wraps,
+	    enable_notify_event_idx, enable_notify_no_event_idx,
+	    should_notify_flags, should_notify_event_idx,
+	    should_notify_event_idx_wraps));
 	tcase_add_loop_test(tc, should_notify_need_event_table, 0,
 	    (int)(sizeof(need_event_cases) / sizeof(need_event_cases[0])));
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("whole_request");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, hostile_long_buffer_past_memory);
-	tcase_add_test(tc, hostile_chain_tail_past_fill_cap);
-	tcase_add_test(tc, hostile_chain_tail_past_iov_cap);
-	tcase_add_test(tc, pop_buffer_to_end_of_memory_capped);
-	tcase_add_test(tc, hostile_indirect_table_tail_outside_memory);
-	suite_add_tcase(s, tc);
+	add_case(s, "whole_request", UNIT_TIMEOUT, setup, teardown, TESTS(
+	    hostile_long_buffer_past_memory, hostile_chain_tail_past_fill_cap,
+	    hostile_chain_tail_past_iov_cap, pop_buffer_to_end_of_memory_capped,
+	    hostile_indirect_table_tail_outside_memory));
 	return s;
 }

@@ -1213,80 +1213,32 @@ END_TEST
 Suite *
 vu_dev_suite(void)
 {
-	Suite *s = suite_create("vu_dev");
-	TCase *tc;
-
-	tc = tcase_create("replies");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, get_features);
-	tcase_add_test(tc, get_others);
-	tcase_add_test(tc, get_with_need_reply_one_reply);
-	tcase_add_test(tc, reply_to_gone_peer_fails);
-	tcase_add_test(tc, reply_ack);
-	tcase_add_test(tc, need_reply_without_reply_ack);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("rules");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, size_rules);
-	tcase_add_test(tc, fd_rules);
-	tcase_add_test(tc, ring_index_rules);
-	tcase_add_test(tc, unsupported_request);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("ring");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, set_features_enables_without_protocol_features);
-	tcase_add_test(tc, set_features_with_protocol_features);
-	tcase_add_test(tc, set_features_masks_unoffered);
-	tcase_add_test(tc, vring_num_while_started);
-	tcase_add_test(tc, vring_num_values);
-	tcase_add_test(tc, vring_base_bounds);
-	tcase_add_test(tc, get_vring_base_stops);
-	tcase_add_test(tc, vring_kick_nofd_polls);
-	tcase_add_test(tc, vring_fds_replaced);
-	tcase_add_test(tc, vring_kick_clears_broken);
-	tcase_add_test(tc, vring_addr);
-	tcase_add_test(tc, reset_device);
-	tcase_add_test(tc, reset_owner_disables);
-	tcase_add_test(tc, ring_runnable_and_notify);
-	tcase_add_test(tc, ring_waits_for_enable);
-	tcase_add_test(tc, ring_region_removed);
-	tcase_add_test(tc, cleanup_closes_all);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("memory");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, mem_table_good);
-	tcase_add_test(tc, mem_table_nine_regions);
-	tcase_add_test(tc, mem_table_size_mismatch);
-	tcase_add_test(tc, mem_table_fd_count_mismatch);
-	tcase_add_test(tc, add_and_remove_region);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("issue8");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, get_max_mem_slots_509);
-	tcase_add_test(tc, vring_addr_outside_table_refused);
-	tcase_add_test(tc, vring_addr_checked_for_queue_size);
-	tcase_add_test(tc, vring_addr_after_empty_table_refused);
-	tcase_add_test(tc, ring_start_unmappable_counted_once);
-	tcase_add_test(tc, ring_start_unconfigured_not_counted);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("kick");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, kick_semaphore_loaded_refused);
-	tcase_add_test(tc, kick_semaphore_count_one_accepted);
-	tcase_add_test(tc, kick_count_drained_ring_starts);
-	tcase_add_test(tc, kick_watched_edge_triggered);
-	tcase_add_test(tc, kick_unwatched_at_cleanup);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("vu_dev"), UNIT_TIMEOUT, setup, teardown,
+	    "replies", TESTS(get_features, get_others,
+		get_with_need_reply_one_reply, reply_to_gone_peer_fails,
+		reply_ack, need_reply_without_reply_ack),
+	    "rules", TESTS(size_rules, fd_rules, ring_index_rules,
+		unsupported_request),
+	    "ring", TESTS(set_features_enables_without_protocol_features,
+		set_features_with_protocol_features,
+		set_features_masks_unoffered, vring_num_while_started,
+		vring_num_values, vring_base_bounds, get_vring_base_stops,
+		vring_kick_nofd_polls, vring_fds_replaced,
+		vring_kick_clears_broken, vring_addr, reset_device,
+		reset_owner_disables, ring_runnable_and_notify,
+		ring_waits_for_enable, ring_region_removed, cleanup_closes_all),
+	    "memory", TESTS(mem_table_good, mem_table_nine_regions,
+		mem_table_size_mismatch, mem_table_fd_count_mismatch,
+		add_and_remove_region),
+	    "issue8", TESTS(get_max_mem_slots_509,
+		vring_addr_outside_table_refused,
+		vring_addr_checked_for_queue_size,
+		vring_addr_after_empty_table_refused,
+		ring_start_unmappable_counted_once,
+		ring_start_unconfigured_not_counted),
+	    "kick", TESTS(kick_semaphore_loaded_refused,
+		kick_semaphore_count_one_accepted,
+		kick_count_drained_ring_starts, kick_watched_edge_triggered,
+		kick_unwatched_at_cleanup),
+	    NULL);
 }

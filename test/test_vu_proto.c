@@ -241,11 +241,22 @@ START_TEST(recv_truncated_header)
 }
 END_TEST
 
+/* The next message is refused, and no fd it carried is left open. */
+static void
+recv_refused_fds_closed(void)
+{
+	int before = unit_count_fds();
+
+	ck_assert_int_eq(vu_msg_recv(sv[0], &msg), VU_RECV_ERROR);
+	ck_assert_uint_eq(msg.nfds, 0);
+	ck_assert_int_eq(unit_count_fds(), before);
+}
+
 START_TEST(recv_truncated_payload)
 {
 	char buf[sizeof(struct vu_header) + 10];
 	struct vu_header h = hdr(VU_SET_MEM_TABLE, VU_VERSION, 40);
-	int fds[2], before;
+	int fds[2];
 
 	memset(buf, 0, sizeof(buf));
 	memcpy(buf, &h, sizeof(h));
@@ -254,10 +265,7 @@ START_TEST(recv_truncated_payload)
 	close_all(fds, 2);
 	close(sv[1]);
 	sv[1] = -1;
-	before = unit_count_fds();
-	ck_assert_int_eq(vu_msg_recv(sv[0], &msg), VU_RECV_ERROR);
-	ck_assert_uint_eq(msg.nfds, 0);
-	ck_assert_int_eq(unit_count_fds(), before);
+	recv_refused_fds_closed();
 }
 END_TEST
 
@@ -381,16 +389,13 @@ END_TEST
 /* More fds than a message may carry: the kernel truncates, we refuse. */
 START_TEST(recv_too_many_fds)
 {
-	int fds[MAX_SEND_FDS], before;
+	int fds[MAX_SEND_FDS];
 	unsigned n = (unsigned)_i;
 
 	make_fds(fds, n);
 	send_msg(VU_SET_MEM_TABLE, VU_VERSION, "\0\0\0\0\0\0\0\0", 8, fds, n);
 	close_all(fds, n);
-	before = unit_count_fds();
-	ck_assert_int_eq(vu_msg_recv(sv[0], &msg), VU_RECV_ERROR);
-	ck_assert_uint_eq(msg.nfds, 0);
-	ck_assert_int_eq(unit_count_fds(), before);
+	recv_refused_fds_closed();
 }
 END_TEST
 
@@ -513,39 +518,19 @@ vu_proto_suite(void)
 	Suite *s = suite_create("vu_proto");
 	TCase *tc;
 
-	tc = tcase_create("recv");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, recv_with_fds);
-	tcase_add_test(tc, recv_no_payload);
-	tcase_add_test(tc, recv_back_to_back);
-	tcase_add_test(tc, recv_split);
-	tcase_add_test(tc, recv_eof);
-	tcase_add_test(tc, recv_max_fds);
-	tcase_add_test(tc, recv_discards_large_payload);
-	tcase_add_test(tc, recv_fds_with_payload_dropped);
-	suite_add_tcase(s, tc);
+	add_case(s, "recv", UNIT_TIMEOUT, setup, teardown, TESTS(recv_with_fds,
+	    recv_no_payload, recv_back_to_back, recv_split, recv_eof,
+	    recv_max_fds, recv_discards_large_payload,
+	    recv_fds_with_payload_dropped));
 
-	tc = tcase_create("malformed");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, recv_truncated_header);
-	tcase_add_test(tc, recv_truncated_payload);
-	tcase_add_test(tc, recv_truncated_discard);
-	tcase_add_test(tc, recv_wrong_version);
-	tcase_add_test(tc, recv_size_too_large);
+	tc = add_case(s, "malformed", UNIT_TIMEOUT, setup, teardown, TESTS(
+	    recv_truncated_header, recv_truncated_payload,
+	    recv_truncated_discard, recv_wrong_version, recv_size_too_large));
 	tcase_add_loop_test(tc, recv_too_many_fds, VU_MAX_FDS + 1,
 	    MAX_SEND_FDS + 1);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("reply");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, send_reply_sets_flags);
-	tcase_add_test(tc, send_reply_round_trip);
-	tcase_add_test(tc, send_reply_peer_gone);
-	tcase_add_test(tc, close_fds);
-	tcase_add_test(tc, request_names);
-	suite_add_tcase(s, tc);
+	add_case(s, "reply", UNIT_TIMEOUT, setup, teardown, TESTS(
+	    send_reply_sets_flags, send_reply_round_trip, send_reply_peer_gone,
+	    close_fds, request_names));
 	return s;
 }

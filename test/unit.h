@@ -20,6 +20,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "suite.h"
+
 /* Generous: the suites run under ASan/UBSan on a small, busy machine. */
 #define UNIT_TIMEOUT	30
 

@@ -17,25 +17,11 @@ Suite	*sandbox_suite(void);
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
+	static Suite *(*const suites[])(void) = { config_suite,
+	    memtable_suite, virtq_suite, ratelimit_suite, entropy_suite,
+	    vu_proto_suite, vu_dev_suite, log_suite, guest_suite,
+	    listener_suite, ioguard_suite, serve_suite, sandbox_suite,
+	    NULL };
 
-	sr = srunner_create(config_suite());
-	srunner_add_suite(sr, memtable_suite());
-	srunner_add_suite(sr, virtq_suite());
-	srunner_add_suite(sr, ratelimit_suite());
-	srunner_add_suite(sr, entropy_suite());
-	srunner_add_suite(sr, vu_proto_suite());
-	srunner_add_suite(sr, vu_dev_suite());
-	srunner_add_suite(sr, log_suite());
-	srunner_add_suite(sr, guest_suite());
-	srunner_add_suite(sr, listener_suite());
-	srunner_add_suite(sr, ioguard_suite());
-	srunner_add_suite(sr, serve_suite());
-	srunner_add_suite(sr, sandbox_suite());
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suites(suites) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef VRNG_TEST_SUITE_H
+#define VRNG_TEST_SUITE_H
+
+/*
+ * Test case registration, shared by the unit and integration suites, so
+ * that a suite constructor names its cases and tests and nothing else.
+ */
+
+#include <check.h>
+
+/*
+ * A NULL-terminated list of tests.  START_TEST(x) makes x a const TTest *
+ * variable, so the list is built where the suite is, at run time.
+ */
+#define TESTS(...)	((const TTest *const []){ __VA_ARGS__, NULL })
+
+/*
+ * Adds the case name to s: timeout seconds, the checked fixture (setup,
+ * teardown) unless both are NULL, and the tests of t (TESTS(...), or NULL
+ * for none) in order.  Returns the case, for the loop tests, exit tests,
+ * tables and other fixtures a suite adds after.
+ */
+TCase	*add_case(Suite *s, const char *name, double timeout, SFun setup,
+	    SFun teardown, const TTest *const *t);
+
+/*
+ * add_case() for each pair (const char *name, TESTS(...)) up to a NULL
+ * name, every case with the same timeout and fixture.  Returns s.
+ */
+Suite	*add_cases(Suite *s, double timeout, SFun setup, SFun teardown,
+	    ...) __attribute__((sentinel));
+
+/*
+ * Runs the suites the NULL-terminated list of constructors makes, in one
+ * srunner under Check's environment variables (CK_RUN_SUITE, CK_FORK,
+ * CK_VERBOSITY, ...).  Returns the number of tests that failed.
+ */
+int	 run_suites(Suite *(*const *suites)(void));
+
+#endif
