@@ -12,6 +12,7 @@ Suite	*guest_suite(void);
 Suite	*listener_suite(void);
 Suite	*ioguard_suite(void);
 Suite	*serve_suite(void);
+Suite	*health_suite(void);
 
 int
 main(void)
@@ -31,6 +32,7 @@ main(void)
 	srunner_add_suite(sr, listener_suite());
 	srunner_add_suite(sr, ioguard_suite());
 	srunner_add_suite(sr, serve_suite());
+	srunner_add_suite(sr, health_suite());
 
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
