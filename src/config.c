@@ -25,6 +25,7 @@ enum {
 	OPT_FD = 0x100,
 	OPT_PRINT_CAPS,
 	OPT_POLL_US,
+	OPT_HEALTH_TESTS,
 };
 
 /*
@@ -66,6 +67,10 @@ static const struct opt {
 	    "after serving, spin on the ring for\n"
 	    "up to N us before sleeping (0..%u,\n"
 	    "default 0: off; costs CPU)", CONFIG_MAX_POLL_US, 0 },
+	{ "health-tests", required_argument, OPT_HEALTH_TESTS, "on|off",
+	    "SP 800-90B health tests on a source\n"
+	    "other than the kernel's CSPRNG\n"
+	    "(default on)", 0, 0 },
 	{ "print-capabilities", no_argument, OPT_PRINT_CAPS, NULL,
 	    "print the back-end JSON and exit", 0, 0 },
 	{ "verbose", no_argument, 'v', NULL,
@@ -123,6 +128,7 @@ config_defaults(struct config *cfg)
 	cfg->period_ms = CONFIG_DEFAULT_PERIOD_MS;
 	cfg->max_bytes = CONFIG_UNLIMITED;
 	cfg->fd = -1;
+	cfg->health_tests = true;
 }
 
 void
@@ -296,6 +302,15 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 				return fail(err, errlen, "--poll-us %s: %s "
 				    "(0..%u)", optarg, why, CONFIG_MAX_POLL_US);
 			cfg->poll_us = (uint32_t)v;
+			break;
+		case OPT_HEALTH_TESTS:
+			if (strcmp(optarg, "on") == 0)
+				cfg->health_tests = true;
+			else if (strcmp(optarg, "off") == 0)
+				cfg->health_tests = false;
+			else
+				return fail(err, errlen, "--health-tests %s: "
+				    "not on or off", optarg);
 			break;
 		case 'v':
 			cfg->verbose++;
