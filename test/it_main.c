@@ -33,6 +33,7 @@ Suite	*it_source_suite(void);
 Suite	*it_ratelimit_suite(void);
 Suite	*it_resources_suite(void);
 Suite	*it_serve_suite(void);
+Suite	*it_health_suite(void);
 
 /* Room for every case IT_ADD_TABLE adds; reachable until exit. */
 static TTest named[256];
@@ -106,6 +107,7 @@ main(void)
 	srunner_add_suite(sr, it_ratelimit_suite());
 	srunner_add_suite(sr, it_resources_suite());
 	srunner_add_suite(sr, it_serve_suite());
+	srunner_add_suite(sr, it_health_suite());
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
