@@ -4,12 +4,18 @@
  * (one byte below passes, at it fails), counts that carry across feeds
  * and restart with each window, the failures a broken source shows
  * (stuck, biased), and no false alarm on megabytes of the kernel's
- * CSPRNG.
+ * CSPRNG; then the source's side (entropy_read_tested on a FIFO): cut
+ * off, back-off, recovery, and the CSPRNG never tested.
  */
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "entropy.h"
 #include "health.h"
 #include "unit.h"
 
@@ -208,6 +214,154 @@ START_TEST(urandom_passes_for_megabytes)
 }
 END_TEST
 
+/*
+ * The source's side (entropy_read_tested), with an injected clock: a FIFO
+ * source that fails is cut off for 1 s, 2 s, 4 s ... up to 60 s, reads
+ * nothing meanwhile, drops the fresh window after each back-off, and
+ * starts over at 1 s once it passed.
+ */
+#define SEC	1000000000ull
+#define T0	(1000 * SEC)
+
+static struct entropy src;
+static char dir[64], fifo[128];
+static int writer = -1;
+
+static void
+src_setup(void)
+{
+	char err[256];
+
+	snprintf(dir, sizeof(dir), "/tmp/vrng-health.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_int_eq(entropy_open(&src, fifo, err, sizeof(err)), 0);
+	entropy_set_health(&src, true);
+	ck_assert(src.tested);
+	writer = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(writer, 0);
+}
+
+static void
+src_teardown(void)
+{
+	if (writer >= 0)
+		close(writer);
+	writer = -1;
+	entropy_close(&src);
+	unlink(fifo);
+	rmdir(dir);
+}
+
+static void
+put(const void *p, size_t len)
+{
+	ck_assert_int_eq(write(writer, p, len), (ssize_t)len);
+}
+
+static void
+put_stuck(void)
+{
+	uint8_t stuck[64];
+
+	memset(stuck, 0x07, sizeof(stuck));
+	put(stuck, sizeof(stuck));
+}
+
+/* Bytes left in the FIFO (the writer's side of it). */
+static int
+queued(void)
+{
+	int n = -1;
+
+	ck_assert_int_eq(ioctl(writer, FIONREAD, &n), 0);
+	return n;
+}
+
+START_TEST(source_fails_waits_and_backs_off)
+{
+	static const uint64_t want[] = { 1, 2, 4, 8, 16, 32, 60, 60 };
+	uint8_t buf[4096];
+	uint64_t now = T0, retry = 0;
+	unsigned i;
+
+	put_stuck();
+	ck_assert_int_eq(entropy_read_tested(&src, 0, buf, sizeof(buf), now,
+	    &retry), ENTROPY_UNHEALTHY);
+	ck_assert_uint_eq(retry, now + SEC);
+	/* The failed bytes were wiped from the caller's buffer. */
+	for (i = 0; i < 64; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	/* Cut off: nothing is read, however much is there. */
+	put_stuck();
+	ck_assert_int_eq(entropy_read_tested(&src, 0, buf, sizeof(buf),
+	    now + SEC - 1, &retry), ENTROPY_CUT_OFF);
+	ck_assert_uint_eq(retry, now + SEC);
+	ck_assert_int_eq(queued(), 64);
+	/* Each failure in a row doubles the wait, up to 60 s. */
+	for (i = 1; i < sizeof(want) / sizeof(want[0]); i++) {
+		now = retry;
+		if (i > 1)
+			put_stuck();
+		ck_assert_int_eq(entropy_read_tested(&src, 0, buf, sizeof(buf),
+		    now, &retry), ENTROPY_UNHEALTHY);
+		ck_assert_uint_eq(retry - now, want[i] * SEC);
+	}
+}
+END_TEST
+
+START_TEST(source_recovers_after_a_fresh_window)
+{
+	static uint8_t good[HEALTH_APT_WINDOW + 100];
+	uint8_t buf[4096];
+	uint64_t now = T0, retry = 0;
+	uint64_t x = 0x1234567;
+	size_t i;
+
+	for (i = 0; i < sizeof(good); i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		good[i] = (uint8_t)(x >> 24);
+	}
+	put_stuck();
+	ck_assert_int_eq(entropy_read_tested(&src, 0, buf, sizeof(buf), now,
+	    &retry), ENTROPY_UNHEALTHY);
+	/* Half a window, then nothing: still on probation, nothing out. */
+	put(good, HEALTH_APT_WINDOW / 2);
+	now = retry;
+	ck_assert_int_eq(entropy_read_tested(&src, 0, buf, sizeof(buf), now,
+	    &retry), ENTROPY_AGAIN);
+	/* The rest of the window is dropped, the bytes after it pass. */
+	put(good + HEALTH_APT_WINDOW / 2, sizeof(good) -
+	    HEALTH_APT_WINDOW / 2);
+	ck_assert_int_eq(entropy_read_tested(&src, 0, buf, sizeof(buf), now,
+	    &retry), 100);
+	ck_assert_mem_eq(buf, good + HEALTH_APT_WINDOW, 100);
+	/* Passed: the next failure waits 1 s again, not 2 s. */
+	put_stuck();
+	ck_assert_int_eq(entropy_read_tested(&src, 0, buf, sizeof(buf),
+	    now + 5, &retry), ENTROPY_UNHEALTHY);
+	ck_assert_uint_eq(retry, now + 5 + SEC);
+}
+END_TEST
+
+/* The kernel's CSPRNG is never tested, whatever the option says. */
+START_TEST(csprng_is_never_tested)
+{
+	struct entropy u;
+	char err[256];
+
+	ck_assert_int_eq(entropy_open(&u, "/dev/urandom", err, sizeof(err)),
+	    0);
+	entropy_set_health(&u, true);
+	ck_assert(u.csprng);
+	ck_assert(!u.tested);
+	entropy_close(&u);
+}
+END_TEST
+
 Suite *
 health_suite(void)
 {
@@ -234,6 +388,13 @@ health_suite(void)
 	tcase_set_timeout(tc, UNIT_TIMEOUT);
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, urandom_passes_for_megabytes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("source");
+	tcase_add_checked_fixture(tc, src_setup, src_teardown);
+	tcase_add_test(tc, source_fails_waits_and_backs_off);
+	tcase_add_test(tc, source_recovers_after_a_fresh_window);
+	tcase_add_test(tc, csprng_is_never_tested);
 	suite_add_tcase(s, tc);
 	return s;
 }
