@@ -14,6 +14,12 @@
  * At end of file: a FIFO is reopened (dup2 onto the same fd number, so
  * threads polling it keep a valid fd) and waits for a new writer; a
  * regular file is exhausted for good (logged once).
+ *
+ * A source that is not the kernel's CSPRNG is health-tested by default
+ * (entropy_set_health, health.h): it is read into a host buffer under the
+ * lock and tested there, and a source that fails is cut off for a
+ * back-off (entropy_read_tested).  The CSPRNG is read as before: no lock,
+ * no copy, no test.
  */
 
 #include <pthread.h>
