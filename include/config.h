@@ -25,6 +25,7 @@ struct config {
 	int		 verbose;
 	int		 fd;		/* --fd, or -1 */
 	uint32_t	 poll_us;	/* --poll-us, 0: off */
+	bool		 health_tests;	/* --health-tests, default on */
 	bool		 period_given;	/* -p without -m has no effect */
 	bool		 count_given;
 	bool		 print_capabilities;

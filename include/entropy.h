@@ -14,6 +14,12 @@
  * At end of file: a FIFO is reopened (dup2 onto the same fd number, so
  * threads polling it keep a valid fd) and waits for a new writer; a
  * regular file is exhausted for good (logged once).
+ *
+ * A source that is not the kernel's CSPRNG is health-tested by default
+ * (entropy_set_health, health.h): it is read into a host buffer under the
+ * lock and tested there, and a source that fails is cut off for a
+ * back-off (entropy_read_tested).  The CSPRNG is read as before: no lock,
+ * no copy, no test.
  */
 
 #include <pthread.h>
@@ -21,6 +27,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+
+#include "health.h"
 
 enum entropy_kind {
 	ENTROPY_CHARDEV,	/* /dev/urandom, /dev/hwrng, ... */
@@ -53,6 +61,18 @@ struct entropy {
 		bool		 waiting;
 		unsigned	 yields;	/* in a row */
 	}		*share;		/* NULL: no turns (CSPRNG) */
+	/*
+	 * The SP 800-90B continuous health tests (health.h) on every byte
+	 * read, for a source that is not the CSPRNG: set by
+	 * entropy_set_health() before the guest threads start.
+	 */
+	bool		 tested;
+	/* protected by lock: */
+	struct health	 health;
+	bool		 cut_off;	/* failed: not read before retry_ns */
+	uint64_t	 retry_ns;	/* CLOCK_MONOTONIC */
+	uint64_t	 backoff_ns;	/* the last back-off, 0: none */
+	unsigned	 probation;	/* bytes to pass (dropped) after it */
 };
 
 /* Opens and checks the source; on error fills err with a full sentence. */
@@ -65,6 +85,8 @@ void	entropy_close(struct entropy *);
 #define ENTROPY_ERROR	(-1)
 #define ENTROPY_FAULT	(-4)	/* the buffers were not writable (EFAULT) */
 #define ENTROPY_YIELD	(-5)	/* not this guest's turn: try again soon */
+#define ENTROPY_UNHEALTHY (-6)	/* bytes read failed a health test */
+#define ENTROPY_CUT_OFF	(-7)	/* cut off after a failure: wait */
 
 /*
  * Sets up turns for nguests guests (0..nguests-1) on a scarce source
@@ -90,6 +112,45 @@ ssize_t	entropy_read_turn(struct entropy *, unsigned guest,
 	    const struct iovec *, unsigned niov);
 /* The guest stopped waiting for the source (ring stopped, disconnect). */
 void	entropy_leave(struct entropy *, unsigned guest);
+
+/*
+ * Health tests: on (and the source is not the CSPRNG, which is never
+ * tested) makes src->tested true; the guest threads must then read it
+ * with entropy_read_tested().  Call before the threads start.
+ */
+void	entropy_set_health(struct entropy *, bool on);
+
+/*
+ * A source that failed a health test is cut off for a back-off that
+ * starts at the first of these and doubles at each failure in a row, up
+ * to the second.
+ */
+#define ENTROPY_HEALTH_BACKOFF_MIN_NS	1000000000ull
+#define ENTROPY_HEALTH_BACKOFF_MAX_NS	60000000000ull
+
+/*
+ * The read of a tested source (src->tested), with turns as
+ * entropy_read_turn: reads up to len bytes into buf (host memory, the
+ * caller's bounce buffer), under the source's lock, and runs the health
+ * tests on them in the order they were read.  Returns:
+ *
+ *   n > 0		n bytes in buf that passed: the caller copies them to
+ *			the guest (and wipes buf);
+ *   ENTROPY_UNHEALTHY	this read failed a test (logged once, with the test
+ *			and the count): its bytes are wiped, the source is cut
+ *			off until *retry_ns (CLOCK_MONOTONIC); the caller
+ *			counts the failure and waits until then;
+ *   ENTROPY_CUT_OFF	the source is cut off (an earlier failure): nothing
+ *			read, wait until *retry_ns;
+ *   otherwise		as entropy_read_turn.
+ *
+ * After the back-off the tests start afresh and the first
+ * HEALTH_APT_WINDOW bytes must pass before any is handed out: they are
+ * read, tested and dropped (a fresh window).  Then the source is used
+ * again and the back-off is reset.  now_ns is CLOCK_MONOTONIC.
+ */
+ssize_t	entropy_read_tested(struct entropy *, unsigned guest, void *buf,
+	    size_t len, uint64_t now_ns, uint64_t *retry_ns);
 
 /*
  * Reads into the iovecs (guest memory, no bounce buffer).  Returns the

@@ -30,6 +30,8 @@ struct guest_stats {
 	uint64_t	throttled_ns;	/* time spent waiting on the budget */
 	uint64_t	connects;
 	uint64_t	errors;		/* bad messages, broken rings */
+	/* reads of this guest that failed a source health test (health.h) */
+	uint64_t	health_failures;
 };
 
 /* What every guest thread shares: read-only after start, but for rl. */

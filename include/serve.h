@@ -30,6 +30,8 @@
 
 /* Requests filled by one read of the source (iovecs <= IOV_MAX). */
 #define SERVE_GATHER_MAX	16
+/* Largest read of a health-tested source (the bounce buffer). */
+#define SERVE_BOUNCE_SIZE	4096
 
 /* One batch; fields are volatile: a SIGBUS may cut in anywhere. */
 struct serve_batch {
@@ -60,12 +62,18 @@ struct serve {
 	bool			 throttled;	/* timer_wait for the budget */
 	uint64_t		 throttle_start;
 	uint64_t		 backoff_ns;	/* device source said EAGAIN */
+	uint64_t		 retry_ns;	/* a failed source's back-off */
 	unsigned		 breaks_reported;	/* vq->breaks */
 
 	struct serve_batch	 batch;
 	struct virtq_req	 reqs[SERVE_GATHER_MAX];
 	struct iovec		 iov[SERVE_GATHER_MAX * VIRTQ_MAX_IOV];
 	struct entropy_pool	 pool;		/* CSPRNG sources only */
+	/*
+	 * A health-tested source (src->tested) is read here, tested, and
+	 * only then copied to the guest: bytes that fail reach no guest.
+	 */
+	unsigned char		 bounce[SERVE_BOUNCE_SIZE];
 };
 
 /*

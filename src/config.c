@@ -26,6 +26,7 @@ enum {
 	OPT_PRINT_CAPS,
 	OPT_POLL_US,
 	OPT_NO_SANDBOX,
+	OPT_HEALTH_TESTS,
 };
 
 /*
@@ -67,6 +68,10 @@ static const struct opt {
 	    "after serving, spin on the ring for\n"
 	    "up to N us before sleeping (0..%u,\n"
 	    "default 0: off; costs CPU)", CONFIG_MAX_POLL_US, 0 },
+	{ "health-tests", required_argument, OPT_HEALTH_TESTS, "on|off",
+	    "SP 800-90B health tests on a source\n"
+	    "other than the kernel's CSPRNG\n"
+	    "(default on)", 0, 0 },
 	{ "print-capabilities", no_argument, OPT_PRINT_CAPS, NULL,
 	    "print the back-end JSON and exit", 0, 0 },
 	{ "no-sandbox", no_argument, OPT_NO_SANDBOX, NULL,
@@ -126,6 +131,7 @@ config_defaults(struct config *cfg)
 	cfg->period_ms = CONFIG_DEFAULT_PERIOD_MS;
 	cfg->max_bytes = CONFIG_UNLIMITED;
 	cfg->fd = -1;
+	cfg->health_tests = true;
 }
 
 void
@@ -302,6 +308,14 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 			break;
 		case OPT_NO_SANDBOX:
 			cfg->no_sandbox = true;
+		case OPT_HEALTH_TESTS:
+			if (strcmp(optarg, "on") == 0)
+				cfg->health_tests = true;
+			else if (strcmp(optarg, "off") == 0)
+				cfg->health_tests = false;
+			else
+				return fail(err, errlen, "--health-tests %s: "
+				    "not on or off", optarg);
 			break;
 		case 'v':
 			cfg->verbose++;

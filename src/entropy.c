@@ -107,17 +107,16 @@ entropy_exhausted(struct entropy *src)
 /*
  * The writer of a FIFO went away.  Reopen so that poll() stops reporting
  * POLLHUP (which would spin) and the next writer is read.  Several threads
- * may see the same EOF: the reopen is done once under the lock, and dup2
- * keeps the fd number so other threads never see a closed fd.
+ * may see the same EOF: the reopen is done once under the lock (held by
+ * the caller), and dup2 keeps the fd number so other threads never see a
+ * closed fd.
  */
 static int
-fifo_reopen(struct entropy *src)
+fifo_reopen_locked(struct entropy *src)
 {
+	struct stat st;
 	int fd, ret = 0;
 
-	struct stat st;
-
-	pthread_mutex_lock(&src->lock);
 	fd = open(src->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	/*
 	 * Still a FIFO: had a regular file taken its place, its bytes would
@@ -141,11 +140,21 @@ fifo_reopen(struct entropy *src)
 	}
 	if (fd >= 0)
 		close(fd);
-	pthread_mutex_unlock(&src->lock);
 	return ret;
 }
 
-/* Logs the first error of a streak only: a broken source cannot flood. */
+/*
+ * Logs the first error of a streak only: a broken source cannot flood.
+ * Lock held; errno is the read's.
+ */
+static void
+read_failed_locked(struct entropy *src)
+{
+	if (!src->failing)
+		log_warn("reading entropy source %s (will retry)", src->path);
+	__atomic_store_n(&src->failing, true, __ATOMIC_RELAXED);
+}
+
 static void
 read_failed(struct entropy *src)
 {
@@ -153,20 +162,42 @@ read_failed(struct entropy *src)
 
 	pthread_mutex_lock(&src->lock);
 	errno = saved;
-	if (!src->failing)
-		log_warn("reading entropy source %s (will retry)", src->path);
-	__atomic_store_n(&src->failing, true, __ATOMIC_RELAXED);
+	read_failed_locked(src);
 	pthread_mutex_unlock(&src->lock);
+}
+
+static void
+read_recovered_locked(struct entropy *src)
+{
+	if (src->failing)
+		log_warnx("entropy source %s readable again", src->path);
+	__atomic_store_n(&src->failing, false, __ATOMIC_RELAXED);
 }
 
 static void
 read_recovered(struct entropy *src)
 {
 	pthread_mutex_lock(&src->lock);
-	if (src->failing)
-		log_warnx("entropy source %s readable again", src->path);
-	__atomic_store_n(&src->failing, false, __ATOMIC_RELAXED);
+	read_recovered_locked(src);
 	pthread_mutex_unlock(&src->lock);
+}
+
+/* A read returned 0 (end of file); lock held.  Returns the ENTROPY_ code. */
+static ssize_t
+at_eof_locked(struct entropy *src)
+{
+	if (src->kind == ENTROPY_FIFO)
+		return fifo_reopen_locked(src) == 0 ? ENTROPY_AGAIN :
+		    ENTROPY_ERROR;
+	/*
+	 * A regular file is used up; so is a device that says EOF (/dev/null
+	 * would otherwise poll readable and spin).
+	 */
+	if (!src->exhausted)
+		log_warnx("entropy source %s is used up: requests will wait",
+		    src->path);
+	src->exhausted = true;
+	return ENTROPY_EOF;
 }
 
 ssize_t
@@ -192,23 +223,10 @@ entropy_read(struct entropy *src, const struct iovec *iov, unsigned niov)
 		read_failed(src);
 		return ENTROPY_ERROR;
 	}
-	/* End of file. */
-	if (src->kind == ENTROPY_FIFO) {
-		return fifo_reopen(src) == 0 ? ENTROPY_AGAIN : ENTROPY_ERROR;
-	}
-	/*
-	 * A regular file is used up; so is a device that says EOF (/dev/null
-	 * would otherwise poll readable and spin).
-	 */
-	{
-		pthread_mutex_lock(&src->lock);
-		if (!src->exhausted)
-			log_warnx("entropy source %s is used up: requests "
-			    "will wait", src->path);
-		src->exhausted = true;
-		pthread_mutex_unlock(&src->lock);
-		return ENTROPY_EOF;
-	}
+	pthread_mutex_lock(&src->lock);
+	n = at_eof_locked(src);
+	pthread_mutex_unlock(&src->lock);
+	return n;
 }
 
 ssize_t
@@ -317,34 +335,182 @@ turn_wait(struct entropy *src, unsigned guest)
 	src->share[guest].waiting = true;
 }
 
-ssize_t
-entropy_read_turn(struct entropy *src, unsigned guest,
-    const struct iovec *iov, unsigned niov)
+/*
+ * Whether guest may read now (false: ENTROPY_YIELD).  Lock held; turns
+ * set up (src->share) and guest < nguests.
+ */
+static bool
+turn_begin_locked(struct entropy *src, unsigned guest)
 {
 	unsigned i;
-	ssize_t n;
 
-	if (src->share == NULL || guest >= src->nguests)
-		return entropy_read(src, iov, niov);
-	pthread_mutex_lock(&src->lock);
 	if (turn_ahead(src, guest)) {
-		if (++src->share[guest].yields <= ENTROPY_FAIR_YIELDS) {
-			pthread_mutex_unlock(&src->lock);
-			return ENTROPY_YIELD;
-		}
+		if (++src->share[guest].yields <= ENTROPY_FAIR_YIELDS)
+			return false;
 		/* Nobody took the bytes: those waiters must say so again. */
 		for (i = 0; i < src->nguests; i++)
 			src->share[i].waiting = false;
 	}
 	src->share[guest].yields = 0;
-	pthread_mutex_unlock(&src->lock);
-	n = entropy_read(src, iov, niov);
-	pthread_mutex_lock(&src->lock);
+	return true;
+}
+
+/* Books what guest's read got (n bytes or an ENTROPY_ code); lock held. */
+static void
+turn_end_locked(struct entropy *src, unsigned guest, ssize_t n)
+{
 	if (n > 0) {
 		src->share[guest].taken += (uint64_t)n;
 		src->share[guest].waiting = false;
 	} else if (n == ENTROPY_AGAIN)
 		turn_wait(src, guest);
+}
+
+ssize_t
+entropy_read_turn(struct entropy *src, unsigned guest,
+    const struct iovec *iov, unsigned niov)
+{
+	ssize_t n;
+
+	if (src->share == NULL || guest >= src->nguests)
+		return entropy_read(src, iov, niov);
+	pthread_mutex_lock(&src->lock);
+	if (!turn_begin_locked(src, guest)) {
+		pthread_mutex_unlock(&src->lock);
+		return ENTROPY_YIELD;
+	}
+	pthread_mutex_unlock(&src->lock);
+	n = entropy_read(src, iov, niov);
+	pthread_mutex_lock(&src->lock);
+	turn_end_locked(src, guest, n);
+	pthread_mutex_unlock(&src->lock);
+	return n;
+}
+
+void
+entropy_set_health(struct entropy *src, bool on)
+{
+	src->tested = on && !src->csprng;
+	health_init(&src->health);
+}
+
+/* One read(2) into host memory; lock held.  Codes as entropy_read. */
+static ssize_t
+read_locked(struct entropy *src, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do {
+		n = read(src->fd, buf, len);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		read_recovered_locked(src);
+		return n;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return ENTROPY_AGAIN;
+		read_failed_locked(src);
+		return ENTROPY_ERROR;
+	}
+	return at_eof_locked(src);
+}
+
+/*
+ * n bytes of buf failed test r: they are wiped, and the source is cut off
+ * for a back-off that doubles at each failure in a row.  Lock held.
+ */
+static void
+health_failed_locked(struct entropy *src, enum health_result r, void *buf,
+    size_t n, uint64_t now_ns)
+{
+	explicit_bzero(buf, n);
+	if (src->backoff_ns == 0)
+		src->backoff_ns = ENTROPY_HEALTH_BACKOFF_MIN_NS;
+	else if (src->backoff_ns < ENTROPY_HEALTH_BACKOFF_MAX_NS / 2)
+		src->backoff_ns *= 2;
+	else
+		src->backoff_ns = ENTROPY_HEALTH_BACKOFF_MAX_NS;
+	src->cut_off = true;
+	src->retry_ns = now_ns + src->backoff_ns;
+	src->probation = 0;
+	log_warnx("entropy source %s failed the %s (SP 800-90B %s) at count "
+	    "%u (cut-off %u): %zd bytes dropped, source cut off, retry in "
+	    "%llu s", src->path, health_test_name(r),
+	    r == HEALTH_RCT_FAIL ? "4.4.1" : "4.4.2", src->health.fail_count,
+	    health_cutoff(r), (ssize_t)n,
+	    (unsigned long long)(src->backoff_ns / 1000000000ull));
+}
+
+/* Reads up to len bytes and tests them; lock held.  See entropy.h. */
+static ssize_t
+read_tested_locked(struct entropy *src, void *buf, size_t len,
+    uint64_t now_ns, uint64_t *retry_ns)
+{
+	enum health_result r;
+	ssize_t n;
+
+	if (src->cut_off) {
+		*retry_ns = src->retry_ns;
+		if (now_ns < src->retry_ns)
+			return ENTROPY_CUT_OFF;
+		/* Back-off over: a fresh start, on probation. */
+		src->cut_off = false;
+		health_init(&src->health);
+		src->probation = HEALTH_APT_WINDOW;
+	}
+	/* The bytes of the fresh window are tested and dropped. */
+	while (src->probation > 0) {
+		n = read_locked(src, buf, len < src->probation ? len :
+		    src->probation);
+		if (n <= 0)
+			return n;
+		r = health_feed(&src->health, buf, (size_t)n);
+		if (r != HEALTH_PASS) {
+			health_failed_locked(src, r, buf, (size_t)n, now_ns);
+			*retry_ns = src->retry_ns;
+			return ENTROPY_UNHEALTHY;
+		}
+		explicit_bzero(buf, (size_t)n);
+		src->probation -= (unsigned)n;
+		if (src->probation == 0) {
+			src->backoff_ns = 0;
+			log_warnx("entropy source %s passes the health tests "
+			    "again: used again", src->path);
+		}
+	}
+	n = read_locked(src, buf, len);
+	if (n <= 0)
+		return n;
+	r = health_feed(&src->health, buf, (size_t)n);
+	if (r != HEALTH_PASS) {
+		health_failed_locked(src, r, buf, (size_t)n, now_ns);
+		*retry_ns = src->retry_ns;
+		return ENTROPY_UNHEALTHY;
+	}
+	return n;
+}
+
+ssize_t
+entropy_read_tested(struct entropy *src, unsigned guest, void *buf,
+    size_t len, uint64_t now_ns, uint64_t *retry_ns)
+{
+	bool turns = src->share != NULL && guest < src->nguests;
+	ssize_t n;
+
+	/*
+	 * The read and the tests under the lock: the tests see the bytes in
+	 * the order the source gave them, and no guest reads a source that
+	 * another guest's read just cut off.  The fd is non-blocking.
+	 */
+	pthread_mutex_lock(&src->lock);
+	if (turns && !turn_begin_locked(src, guest)) {
+		pthread_mutex_unlock(&src->lock);
+		return ENTROPY_YIELD;
+	}
+	n = read_tested_locked(src, buf, len, now_ns, retry_ns);
+	if (turns)
+		turn_end_locked(src, guest, n);
 	pthread_mutex_unlock(&src->lock);
 	return n;
 }

@@ -63,6 +63,8 @@ guest_stats_read(const struct guest_slot *slot, struct guest_stats *out)
 	out->connects = __atomic_load_n(&slot->stats.connects,
 	    __ATOMIC_RELAXED);
 	out->errors = __atomic_load_n(&slot->stats.errors, __ATOMIC_RELAXED);
+	out->health_failures = __atomic_load_n(&slot->stats.health_failures,
+	    __ATOMIC_RELAXED);
 }
 
 int

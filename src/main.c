@@ -84,12 +84,14 @@ print_stats(struct daemon *d)
 
 		guest_stats_read(&d->slots[i], &st);
 		log_warnx("stats guest %u: bytes %llu requests %llu "
-		    "throttled %.3f s connects %llu errors %llu", i,
+		    "throttled %.3f s connects %llu errors %llu "
+		    "health_failures %llu", i,
 		    (unsigned long long)st.bytes,
 		    (unsigned long long)st.requests,
 		    (double)st.throttled_ns / 1e9,
 		    (unsigned long long)st.connects,
-		    (unsigned long long)st.errors);
+		    (unsigned long long)st.errors,
+		    (unsigned long long)st.health_failures);
 	}
 }
 
@@ -405,6 +407,13 @@ main(int argc, char *argv[])
 	/* The source is checked before any socket exists. */
 	if (entropy_open(&d.source, d.cfg.filename, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	entropy_set_health(&d.source, d.cfg.health_tests);
+	if (d.source.tested)
+		log_info("entropy source %s: SP 800-90B health tests on "
+		    "(repetition count cut-off %u, adaptive proportion "
+		    "cut-off %u of %u; H = %u bit per byte, alpha = 2^-%u)",
+		    d.source.path, HEALTH_RCT_CUTOFF, HEALTH_APT_CUTOFF,
+		    HEALTH_APT_WINDOW, HEALTH_H_BITS, HEALTH_ALPHA_LOG2);
 
 	/* Signals are taken by the main thread only, through a signalfd. */
 	sigemptyset(&mask);

@@ -68,6 +68,7 @@ serve_fini(struct serve *s)
 {
 	entropy_leave(s->source, s->slot->index);
 	entropy_pool_clear(&s->pool);
+	explicit_bzero(s->bounce, sizeof(s->bounce));
 }
 
 static void
@@ -261,6 +262,34 @@ batch_limit(struct serve *s, size_t limit)
 	}
 }
 
+/*
+ * A health-tested source: read into the bounce buffer, tested there
+ * (entropy.c, under the source's lock), and only bytes that passed are
+ * copied to the iovecs.  A copy that faults (SIGBUS) leaves through the
+ * guard: memory_vanished wipes the buffer.
+ */
+static ssize_t
+fill_tested(struct serve *s, unsigned niov, size_t total)
+{
+	size_t len = total < sizeof(s->bounce) ? total : sizeof(s->bounce);
+	size_t done = 0, chunk;
+	unsigned i;
+	ssize_t n;
+
+	n = entropy_read_tested(s->source, s->slot->index, s->bounce, len,
+	    monotonic_ns(), &s->retry_ns);
+	if (n <= 0)
+		return n;
+	for (i = 0; i < niov && done < (size_t)n; i++) {
+		chunk = s->iov[i].iov_len < (size_t)n - done ?
+		    s->iov[i].iov_len : (size_t)n - done;
+		memcpy(s->iov[i].iov_base, s->bounce + done, chunk);
+		done += chunk;
+	}
+	explicit_bzero(s->bounce, (size_t)n);
+	return n;
+}
+
 /* Fill: one read of the source (or the pool) for the whole batch. */
 static ssize_t
 batch_fill(struct serve *s, size_t total)
@@ -276,6 +305,8 @@ batch_fill(struct serve *s, size_t total)
 	if (s->source->csprng && total <= POOL_MAX_GATHER)
 		return entropy_read_pooled(s->source, &s->pool, s->iov, niov,
 		    total);
+	if (s->source->tested)
+		return fill_tested(s, niov, total);
 	/* Straight into guest memory: no bounce buffer. */
 	return entropy_read_turn(s->source, s->slot->index, s->iov, niov);
 }
@@ -325,6 +356,14 @@ source_failed(struct serve *s, ssize_t n)
 	case ENTROPY_YIELD:
 		/* Another guest's turn on a scarce source (entropy.h). */
 		arm_timer(s, monotonic_ns() + SOURCE_YIELD_NS);
+		break;
+	case ENTROPY_UNHEALTHY:
+		/* This guest's read found it (logged by entropy.c). */
+		GUEST_STAT_ADD(s->slot, health_failures, 1);
+		/* FALLTHROUGH */
+	case ENTROPY_CUT_OFF:
+		/* Held until the source's back-off is over. */
+		arm_timer(s, s->retry_ns);
 		break;
 	default:
 		/* ENTROPY_EOF: wait for the next kick (logged once). */
@@ -414,6 +453,7 @@ memory_vanished(struct serve *s)
 	batch_end(s);
 	/* A copy out of the pool may have stopped half way: drop it all. */
 	entropy_pool_clear(&s->pool);
+	explicit_bzero(s->bounce, sizeof(s->bounce));
 	s->more = false;
 	s->polling = false;
 	serve_break_ring(s, "guest memory vanished under the ring (the "

@@ -100,6 +100,7 @@ START_TEST(defaults)
 	ck_assert_int_eq(cfg.verbose, 0);
 	ck_assert_int_eq(cfg.fd, -1);
 	ck_assert(!cfg.print_capabilities);
+	ck_assert(cfg.health_tests);
 }
 END_TEST
 
@@ -242,6 +243,21 @@ START_TEST(period_bounds)
 	ck_assert_uint_eq(cfg.period_ms, 1);
 	ck_assert_int_eq(PARSE("-p", "65536"), CONFIG_RUN);
 	ck_assert_uint_eq(cfg.period_ms, 65536);
+}
+END_TEST
+
+/* --health-tests takes on or off, nothing else; the last one wins. */
+START_TEST(health_tests_on_off)
+{
+	ck_assert_int_eq(PARSE("--health-tests=off"), CONFIG_RUN);
+	ck_assert(!cfg.health_tests);
+	ck_assert_int_eq(PARSE("--health-tests", "off", "--health-tests=on"),
+	    CONFIG_RUN);
+	ck_assert(cfg.health_tests);
+	ck_refused(PARSE("--health-tests=yes"), "--health-tests");
+	ck_refused(PARSE("--health-tests="), "--health-tests");
+	ck_refused(PARSE("--health-tests=OFF"), "--health-tests");
+	ck_refused(PARSE("--health-tests"), "--health-tests");
 }
 END_TEST
 
@@ -503,7 +519,8 @@ config_suite(void)
 		print_capabilities, print_capabilities_abbreviated, given_flags,
 		help_exits, version_exits),
 	    "bounds", TESTS(socket_count_bounds, socket_count_refused,
-		period_bounds, max_bytes_bounds, socket_path_fits_exactly,
+		period_bounds, max_bytes_bounds, health_tests_on_off,
+		socket_path_fits_exactly,
 		socket_path_too_long),
 	    "refusals", TESTS(empty_paths_refused, fd_with_socket_path_refused,
 		fd_with_socket_count_refused, unknown_option, missing_value,
