@@ -308,6 +308,7 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 			break;
 		case OPT_NO_SANDBOX:
 			cfg->no_sandbox = true;
+			break;
 		case OPT_HEALTH_TESTS:
 			if (strcmp(optarg, "on") == 0)
 				cfg->health_tests = true;
