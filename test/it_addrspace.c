@@ -65,6 +65,8 @@ START_TEST(mem_address_space_capped_per_guest)
 	struct vd vd;
 	struct fe a, b;
 
+	IT_SKIP_UNDER_VALGRIND("maps 1 TiB");
+
 	IT_START(&vd, 2, NULL);
 	fe_cfg_init(&cfg);
 	cfg.qsize = QSIZE;
