@@ -140,7 +140,8 @@ FUZZ_FLAGS =	-fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined
 FUZZ_TARGETS =	build/fuzz/fuzz_proto build/fuzz/fuzz_virtq
 
-build/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(LIB_SRCS) $(HDRS) Makefile
+build/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_input.h $(LIB_SRCS) $(HDRS) \
+		Makefile
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(ALL_CFLAGS) $(FUZZ_FLAGS) \
 	    -o $@ $< $(LIB_SRCS) $(LIBS)

@@ -442,12 +442,35 @@ health_failed_locked(struct entropy *src, enum health_result r, void *buf,
 	    (unsigned long long)(src->backoff_ns / 1000000000ull));
 }
 
+/*
+ * One read of up to len bytes, fed to the health tests; lock held.  The
+ * bytes (> 0) if they pass, else what the read said or ENTROPY_UNHEALTHY
+ * (the source is cut off, *retry_ns says until when).
+ */
+static ssize_t
+read_feed_locked(struct entropy *src, void *buf, size_t len,
+    uint64_t now_ns, uint64_t *retry_ns)
+{
+	enum health_result r;
+	ssize_t n;
+
+	n = read_locked(src, buf, len);
+	if (n <= 0)
+		return n;
+	r = health_feed(&src->health, buf, (size_t)n);
+	if (r != HEALTH_PASS) {
+		health_failed_locked(src, r, buf, (size_t)n, now_ns);
+		*retry_ns = src->retry_ns;
+		return ENTROPY_UNHEALTHY;
+	}
+	return n;
+}
+
 /* Reads up to len bytes and tests them; lock held.  See entropy.h. */
 static ssize_t
 read_tested_locked(struct entropy *src, void *buf, size_t len,
     uint64_t now_ns, uint64_t *retry_ns)
 {
-	enum health_result r;
 	ssize_t n;
 
 	if (src->cut_off) {
@@ -461,16 +484,10 @@ read_tested_locked(struct entropy *src, void *buf, size_t len,
 	}
 	/* The bytes of the fresh window are tested and dropped. */
 	while (src->probation > 0) {
-		n = read_locked(src, buf, len < src->probation ? len :
-		    src->probation);
+		n = read_feed_locked(src, buf, len < src->probation ? len :
+		    src->probation, now_ns, retry_ns);
 		if (n <= 0)
 			return n;
-		r = health_feed(&src->health, buf, (size_t)n);
-		if (r != HEALTH_PASS) {
-			health_failed_locked(src, r, buf, (size_t)n, now_ns);
-			*retry_ns = src->retry_ns;
-			return ENTROPY_UNHEALTHY;
-		}
 		explicit_bzero(buf, (size_t)n);
 		src->probation -= (unsigned)n;
 		if (src->probation == 0) {
@@ -479,16 +496,7 @@ read_tested_locked(struct entropy *src, void *buf, size_t len,
 			    "again: used again", src->path);
 		}
 	}
-	n = read_locked(src, buf, len);
-	if (n <= 0)
-		return n;
-	r = health_feed(&src->health, buf, (size_t)n);
-	if (r != HEALTH_PASS) {
-		health_failed_locked(src, r, buf, (size_t)n, now_ns);
-		*retry_ns = src->retry_ns;
-		return ENTROPY_UNHEALTHY;
-	}
-	return n;
+	return read_feed_locked(src, buf, len, now_ns, retry_ns);
 }
 
 ssize_t

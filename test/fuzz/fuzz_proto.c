@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "entropy.h"
+#include "fuzz_input.h"
 #include "guest.h"
 #include "ioguard.h"
 #include "log.h"
@@ -79,11 +80,6 @@ enum fd_kind {
 	FD_KIND_COUNT
 };
 
-struct input {
-	const uint8_t	*p;
-	size_t		 left;
-};
-
 struct ram {
 	int		 fd;
 	uint64_t	 size;		/* as created */
@@ -104,39 +100,6 @@ struct run {
 static struct entropy source;
 static struct guest_shared shared;
 static struct guest_slot slot;
-
-static uint8_t
-take8(struct input *in)
-{
-	if (in->left == 0)
-		return 0;
-	in->left--;
-	return *in->p++;
-}
-
-static uint16_t
-take16(struct input *in)
-{
-	uint16_t lo = take8(in);
-
-	return (uint16_t)(lo | take8(in) << 8);
-}
-
-static uint32_t
-take32(struct input *in)
-{
-	uint32_t lo = take16(in);
-
-	return lo | (uint32_t)take16(in) << 16;
-}
-
-static uint64_t
-take64(struct input *in)
-{
-	uint64_t lo = take32(in);
-
-	return lo | (uint64_t)take32(in) << 32;
-}
 
 static void
 take_bytes(struct input *in, void *buf, size_t len)

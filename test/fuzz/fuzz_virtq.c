@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "fuzz_input.h"
 #include "memtable.h"
 #include "virtq.h"
 
@@ -50,11 +51,6 @@ enum op {
 	OP_COUNT
 };
 
-struct input {
-	const uint8_t	*p;
-	size_t		 left;
-};
-
 struct run {
 	struct memtable	 mt;
 	/* mt's arrays: regions in guest order, by_uva their front-end order. */
@@ -66,39 +62,6 @@ struct run {
 	uint16_t	 popped[MAX_POPPED];
 	unsigned	 npopped;
 };
-
-static uint8_t
-take8(struct input *in)
-{
-	if (in->left == 0)
-		return 0;
-	in->left--;
-	return *in->p++;
-}
-
-static uint16_t
-take16(struct input *in)
-{
-	uint16_t lo = take8(in);
-
-	return (uint16_t)(lo | take8(in) << 8);
-}
-
-static uint32_t
-take32(struct input *in)
-{
-	uint32_t lo = take16(in);
-
-	return lo | (uint32_t)take16(in) << 16;
-}
-
-static uint64_t
-take64(struct input *in)
-{
-	uint64_t lo = take32(in);
-
-	return lo | (uint64_t)take32(in) << 32;
-}
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 fail(const char *fmt, ...)
