@@ -465,6 +465,7 @@ serve_ring(struct serve *s)
 {
 	sigjmp_buf env;
 	unsigned pushed;
+	uint64_t errs;
 
 	s->more = false;
 	if (s->timer_wait || s->source_wait)
@@ -483,7 +484,8 @@ serve_ring(struct serve *s)
 	}
 	fault_guard = NULL;
 	/* A ring that started but cannot map (vu_dev.c) counts too. */
-	GUEST_STAT_ADD(s->slot, errors, vu_dev_take_ring_errors(s->dev));
+	if ((errs = vu_dev_take_ring_errors(s->dev)) > 0)
+		GUEST_STAT_ADD(s->slot, errors, errs);
 	serve_report_broken(s);
 	return pushed;
 }

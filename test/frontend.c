@@ -1191,3 +1191,17 @@ fe_jain(const double *x, unsigned n)
 	}
 	return sq == 0 ? 0 : sum * sum / (n * sq);
 }
+
+void
+fe_fill_prng(uint8_t *p, size_t len, uint64_t seed)
+{
+	uint64_t x = seed | 1;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)(x >> 24);
+	}
+}

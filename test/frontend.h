@@ -274,6 +274,8 @@ uint64_t fe_alloc(struct fe *, uint64_t len, uint64_t align);
 uint8_t	fe_canary_at(uint64_t gpa);
 /* Refills [gpa, gpa+len) with the canary. */
 void	fe_canary_fill(struct fe *, uint64_t gpa, uint64_t len);
+/* Deterministic bytes with no repeated 4 KiB piece (xorshift64). */
+void	fe_fill_prng(uint8_t *p, size_t len, uint64_t seed);
 /* Bytes of [gpa, gpa+len) that still hold the canary. */
 uint64_t fe_canary_count(const struct fe *, uint64_t gpa, uint64_t len);
 /*

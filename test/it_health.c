@@ -24,21 +24,6 @@ Suite	*it_health_suite(void);
 #define STUCK		64	/* bytes of one value: RCT fails at 21 */
 #define WINDOW		512	/* HEALTH_APT_WINDOW */
 
-/* Deterministic bytes that pass both tests (xorshift64). */
-static void
-fill_prng(uint8_t *p, size_t len, uint64_t seed)
-{
-	uint64_t x = seed | 1;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)(x >> 24);
-	}
-}
-
 /*
  * A daemon on a FIFO in its directory (extra: one more argument or
  * NULL), one guest with one LEN-byte buffer posted at *gpa, and the FIFO's
@@ -128,7 +113,7 @@ START_TEST(biased_fifo_is_cut_off)
 	size_t i;
 	int w;
 
-	fill_prng(biased, sizeof(biased), 11);
+	fe_fill_prng(biased, sizeof(biased), 11);
 	for (i = 0; i < sizeof(biased); i++)
 		biased[i] = i % 4 != 3 ? 0xaa : (uint8_t)(biased[i] | 1);
 	w = start_on_fifo(&vd, &fe, NULL, &a);
@@ -166,7 +151,7 @@ START_TEST(fifo_that_recovers_is_used_again)
 	ck_assert_msg(vd_log_wait(&vd, "Repetition Count Test", 1, 3000),
 	    "%s", vd_log_text(&vd));
 	failed_ms = fe_now_ms();
-	fill_prng(good, sizeof(good), 0x5eed);
+	fe_fill_prng(good, sizeof(good), 0x5eed);
 	ck_assert_int_eq(write(w, good, sizeof(good)), sizeof(good));
 	/* Still cut off: the good bytes wait for the back-off. */
 	expect_held(&fe, &vd, a, 400);

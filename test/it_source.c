@@ -19,21 +19,6 @@
 
 #include "it.h"
 
-/* Deterministic bytes with no repeated 4 KiB piece (xorshift64). */
-static void
-fill_prng(uint8_t *p, size_t len, uint64_t seed)
-{
-	uint64_t x = seed | 1;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)(x >> 24);
-	}
-}
-
 static void
 write_file(const char *path, const uint8_t *data, size_t len)
 {
@@ -74,7 +59,7 @@ START_TEST(file_source_delivers_file_in_order)
 	size_t off = 0;
 	unsigned k, completions = 0;
 
-	fill_prng(file, SIZE, 0x1234);
+	fe_fill_prng(file, SIZE, 0x1234);
 	start_with_file(&vd, 1, file, SIZE, path, sizeof(path));
 	fe_cfg_init(&cfg);
 	cfg.qsize = BUFS;
@@ -138,7 +123,7 @@ START_TEST(file_source_two_guests_share_it_once)
 	unsigned npieces = 0, i, k;
 	int64_t deadline;
 
-	fill_prng(file, SIZE, 0xfeed);
+	fe_fill_prng(file, SIZE, 0xfeed);
 	start_with_file(&vd, 2, file, SIZE, path, sizeof(path));
 	fe_cfg_init(&cfg);
 	cfg.qsize = Q;
@@ -243,7 +228,7 @@ START_TEST(file_source_used_up_waits_and_logs_once)
 	uint32_t base;
 	int i;
 
-	fill_prng(file, SIZE, 77);
+	fe_fill_prng(file, SIZE, 77);
 	start_with_file(&vd, 1, file, SIZE, path, sizeof(path));
 	fe_cfg_init(&cfg);
 	IT_OPEN(&fe, &vd, 0, &cfg);
@@ -357,7 +342,7 @@ START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
 	expect_bytes(&fe, &vd, a, hello, sizeof(hello));
 
 	/* 5000 bytes into two 4 KiB buffers: all of it, in order. */
-	fill_prng(big, sizeof(big), 5);
+	fe_fill_prng(big, sizeof(big), 5);
 	ck_assert_int_eq(write(w, big, sizeof(big)), sizeof(big));
 	b[0] = fe_alloc(&fe, 4096, 64);
 	b[1] = fe_alloc(&fe, 4096, 64);
@@ -436,7 +421,7 @@ START_TEST(fifo_source_shared_fairly_by_three_guests)
 	}
 	w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	ck_assert_int_ge(w, 0);
-	fill_prng(chunk, sizeof(chunk), 7);
+	fe_fill_prng(chunk, sizeof(chunk), 7);
 	end = fe_now_ms() + 20000;
 	while (sum < TOTAL && fe_now_ms() < end) {
 		if (written < TOTAL && write(w, chunk, CHUNK) == CHUNK)
