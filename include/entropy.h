@@ -80,13 +80,21 @@ int	entropy_open(struct entropy *, const char *path, char *err,
 	    size_t errlen);
 void	entropy_close(struct entropy *);
 
-#define ENTROPY_AGAIN	(-2)	/* nothing now: poll entropy_fd() */
-#define ENTROPY_EOF	(-3)	/* regular file used up */
-#define ENTROPY_ERROR	(-1)
-#define ENTROPY_FAULT	(-4)	/* the buffers were not writable (EFAULT) */
-#define ENTROPY_YIELD	(-5)	/* not this guest's turn: try again soon */
-#define ENTROPY_UNHEALTHY (-6)	/* bytes read failed a health test */
-#define ENTROPY_CUT_OFF	(-7)	/* cut off after a failure: wait */
+/*
+ * What a read that delivered nothing says.  The reads below return
+ * ssize_t: the bytes read (> 0), or one of these, all negative so that
+ * "n > 0" means bytes and "n <= 0" means a result.  A caller that has
+ * checked n <= 0 may convert n to this enum.
+ */
+enum entropy_result {
+	ENTROPY_ERROR = -1,	/* read(2) failed: retry later */
+	ENTROPY_AGAIN = -2,	/* nothing now: poll entropy_fd() */
+	ENTROPY_EOF = -3,	/* regular file used up */
+	ENTROPY_FAULT = -4,	/* the buffers were not writable (EFAULT) */
+	ENTROPY_YIELD = -5,	/* not this guest's turn: try again soon */
+	ENTROPY_UNHEALTHY = -6,	/* bytes read failed a health test */
+	ENTROPY_CUT_OFF = -7,	/* cut off after a failure: wait */
+};
 
 /*
  * Sets up turns for nguests guests (0..nguests-1) on a scarce source
@@ -154,7 +162,7 @@ ssize_t	entropy_read_tested(struct entropy *, unsigned guest, void *buf,
 
 /*
  * Reads into the iovecs (guest memory, no bounce buffer).  Returns the
- * bytes read (> 0) or one of the codes above.
+ * bytes read (> 0) or an enum entropy_result.
  */
 ssize_t	entropy_read(struct entropy *, const struct iovec *, unsigned niov);
 int	entropy_fd(const struct entropy *);
@@ -177,8 +185,8 @@ struct entropy_pool {
  * Fills the iovecs (guest memory) with up to len bytes (1..
  * ENTROPY_POOL_SIZE), from the pool, reading the source once first if the
  * pool holds fewer than len.  Only for src->csprng sources.  Returns the
- * bytes written (> 0), or an ENTROPY_* code when the pool was empty and
- * the read failed.  A copy into guest memory may raise SIGBUS (memory
+ * bytes written (> 0), or an enum entropy_result when the pool was empty
+ * and the read failed.  A copy into guest memory may raise SIGBUS (memory
  * file shrunk): the caller's guard handles that; the bytes are lost.
  */
 ssize_t	entropy_read_pooled(struct entropy *, struct entropy_pool *,

@@ -182,8 +182,8 @@ read_recovered(struct entropy *src)
 	pthread_mutex_unlock(&src->lock);
 }
 
-/* A read returned 0 (end of file); lock held.  Returns the ENTROPY_ code. */
-static ssize_t
+/* A read returned 0 (end of file); lock held. */
+static enum entropy_result
 at_eof_locked(struct entropy *src)
 {
 	if (src->kind == ENTROPY_FIFO)
@@ -355,7 +355,7 @@ turn_begin_locked(struct entropy *src, unsigned guest)
 	return true;
 }
 
-/* Books what guest's read got (n bytes or an ENTROPY_ code); lock held. */
+/* Books what guest's read got (n bytes or an entropy_result); lock held. */
 static void
 turn_end_locked(struct entropy *src, unsigned guest, ssize_t n)
 {
@@ -394,7 +394,7 @@ entropy_set_health(struct entropy *src, bool on)
 	health_init(&src->health);
 }
 
-/* One read(2) into host memory; lock held.  Codes as entropy_read. */
+/* One read(2) into host memory; lock held.  Results as entropy_read. */
 static ssize_t
 read_locked(struct entropy *src, void *buf, size_t len)
 {

@@ -333,9 +333,10 @@ batch_complete(struct serve *s, size_t n)
 }
 
 static void
-source_failed(struct serve *s, ssize_t n)
+source_failed(struct serve *s, enum entropy_result r)
 {
-	switch (n) {
+	/* Every result has its case: -Wswitch names a new one left out. */
+	switch (r) {
 	case ENTROPY_FAULT:
 		serve_break_ring(s, "a guest buffer is not writable memory");
 		break;
@@ -365,8 +366,8 @@ source_failed(struct serve *s, ssize_t n)
 		/* Held until the source's back-off is over. */
 		arm_timer(s, s->retry_ns);
 		break;
-	default:
-		/* ENTROPY_EOF: wait for the next kick (logged once). */
+	case ENTROPY_EOF:
+		/* Wait for the next kick (logged once). */
 		break;
 	}
 }
@@ -429,7 +430,7 @@ serve_unguarded(struct serve *s)
 		}
 		batch_end(s);
 		if (n <= 0) {
-			source_failed(s, n);
+			source_failed(s, (enum entropy_result)n);
 			break;
 		}
 		/*
