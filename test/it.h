@@ -74,18 +74,6 @@
 } while (0)
 
 /*
- * Cases named once, in a table: the entries of table are structs whose
- * first member is the case's name (const char *).  IT_ADD_TABLE adds the
- * Check test t once per entry, under that entry's name, with _i the
- * entry's index, so that t's body runs the entry's variant.
- */
-#define IT_ADD_TABLE(tc, t, table)					\
-	it_add_table((tc), (t), (table), sizeof((table)[0]),		\
-	    sizeof(table) / sizeof((table)[0]))
-void	it_add_table(TCase *, const TTest *, const void *table,
-	    size_t stride, size_t n);
-
-/*
  * make check-valgrind runs the suites with the daemon under memcheck
  * (VRNG_UNDER_VALGRIND set), many times slower and inside valgrind's own
  * address space.  These checks are skipped there, and only there:

@@ -36,31 +36,6 @@ Suite	*it_serve_suite(void);
 Suite	*it_sandbox_suite(void);
 Suite	*it_health_suite(void);
 
-/* Room for every case IT_ADD_TABLE adds; reachable until exit. */
-static TTest named[256];
-static size_t nnamed;
-
-void
-it_add_table(TCase *tc, const TTest *t, const void *table, size_t stride,
-    size_t n)
-{
-	const char *name;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (nnamed == sizeof(named) / sizeof(named[0])) {
-			fprintf(stderr, "it_add_table: more than %zu cases\n",
-			    nnamed);
-			abort();
-		}
-		memcpy(&name, (const char *)table + i * stride, sizeof(name));
-		named[nnamed] = *t;
-		named[nnamed].name = name;
-		_tcase_add_test(tc, &named[nnamed], 0, 0, (int)i, (int)i + 1);
-		nnamed++;
-	}
-}
-
 /* Goes on past a failure, so that one stuck entry leaves only itself. */
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -490,7 +490,7 @@ it_memory_suite(void)
 	    mem_memfd_shrunk_after_mapping_does_not_kill_daemon,
 	    mem_memfd_shrunk_under_buffer_survives,
 	    connect_disconnect_cycles_leak_no_fds));
-	IT_ADD_TABLE(tc, mem_case, mem_cases);
+	ADD_TABLE(tc, mem_case, mem_cases);
 
 	add_case(s, "unrunnable_ring", IT_TIMEOUT, NULL, NULL, TESTS(
 	    unrunnable_ring_addr_outside_memory_nacked,

@@ -206,6 +206,6 @@ it_messages_suite(void)
 	TCase *tc;
 
 	tc = add_case(s, "messages", IT_TIMEOUT, NULL, NULL, NULL);
-	IT_ADD_TABLE(tc, msg_case, msg_cases);
+	ADD_TABLE(tc, msg_case, msg_cases);
 	return s;
 }

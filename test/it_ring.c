@@ -467,6 +467,6 @@ it_ring_suite(void)
 	tc = add_case(s, "ring", IT_TIMEOUT, NULL, NULL, TESTS(
 	    ring_loop_in_huge_indirect_table_caught_quickly,
 	    ring_long_chain_served_short_and_exact));
-	IT_ADD_TABLE(tc, ring_case, ring_cases);
+	ADD_TABLE(tc, ring_case, ring_cases);
 	return s;
 }

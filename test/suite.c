@@ -2,6 +2,9 @@
 /* Test case registration for the unit and integration suites. */
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "suite.h"
 
@@ -35,6 +38,31 @@ add_cases(Suite *s, double timeout, SFun setup, SFun teardown, ...)
 	}
 	va_end(ap);
 	return s;
+}
+
+/* Room for every case ADD_TABLE adds; reachable until exit. */
+static TTest named[256];
+static size_t nnamed;
+
+void
+add_table(TCase *tc, const TTest *t, const void *table, size_t stride,
+    size_t n)
+{
+	const char *name;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (nnamed == sizeof(named) / sizeof(named[0])) {
+			fprintf(stderr, "add_table: more than %zu cases\n",
+			    nnamed);
+			abort();
+		}
+		memcpy(&name, (const char *)table + i * stride, sizeof(name));
+		named[nnamed] = *t;
+		named[nnamed].name = name;
+		_tcase_add_test(tc, &named[nnamed], 0, 0, (int)i, (int)i + 1);
+		nnamed++;
+	}
 }
 
 int

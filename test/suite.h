@@ -8,6 +8,7 @@
  */
 
 #include <check.h>
+#include <stddef.h>
 
 /*
  * A NULL-terminated list of tests.  START_TEST(x) makes x a const TTest *
@@ -30,6 +31,18 @@ TCase	*add_case(Suite *s, const char *name, double timeout, SFun setup,
  */
 Suite	*add_cases(Suite *s, double timeout, SFun setup, SFun teardown,
 	    ...) __attribute__((sentinel));
+
+/*
+ * Cases named once, in a table: the entries of table are structs whose
+ * first member is the case's name (const char *).  ADD_TABLE adds the
+ * Check test t to tc once per entry, under that entry's name, with _i
+ * the entry's index, so that t's body runs the entry's variant.
+ */
+#define ADD_TABLE(tc, t, table)						\
+	add_table((tc), (t), (table), sizeof((table)[0]),		\
+	    sizeof(table) / sizeof((table)[0]))
+void	 add_table(TCase *, const TTest *, const void *table, size_t stride,
+	    size_t n);
 
 /*
  * Runs the suites the NULL-terminated list of constructors makes, in one
