@@ -35,7 +35,8 @@ OBJS =		$(SRCS:src/%.c=build/obj/%.o)
 
 # Test case registration, shared by unit and integration suites.
 SUITE_SRCS =	test/suite.c
-UNIT_SRCS =	$(wildcard test/test_*.c) $(SUITE_SRCS)
+# Guest memory and the driver's side of a ring, for test_serve and test_guest.
+UNIT_SRCS =	$(wildcard test/test_*.c) $(SUITE_SRCS) test/unit_ring.c
 UNIT_HDRS =	$(wildcard test/*.h)
 # The one SCM_RIGHTS sender, shared by unit and integration suites.
 SENDFDS_SRCS =	test/sendfds.c

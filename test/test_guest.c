@@ -24,6 +24,7 @@
 #include "sendfds.h"
 #include "ratelimit.h"
 #include "unit.h"
+#include "unit_ring.h"
 #include "virtq.h"
 #include "vu_dev.h"
 #include "vu_proto.h"
@@ -45,21 +46,16 @@ Suite	*guest_suite(void);
 #define BUF_SIZE	0x1000
 
 /* The daemon side. */
-static struct entropy src;
-static bool src_open;
-static struct ratelimit rl;
-static bool rl_on;
-static struct guest_shared shared;
-static struct guest_slot slot;
+static struct unit_guest ug;
 static int wake_fd = -1;
 static bool running;			/* started, not joined */
 static struct stat conn_st;		/* the conn fd, not a reuse of it */
 
 /* The front-end side. */
 static int peer = -1;
-static int memfd = -1, kick = -1, call = -1, err_fd = -1, kick2 = -1;
-static uint8_t *mem = MAP_FAILED;
-static uint16_t avail_idx;
+static struct unit_mem mem = UNIT_MEM_NONE;
+static struct unit_ring ring;
+static int kick = -1, call = -1, err_fd = -1, kick2 = -1;
 
 /* SIGUSR2 parks the guest thread (see stop_after_kick_replaced). */
 static int park_in[2] = { -1, -1 }, park_out[2] = { -1, -1 };
@@ -151,47 +147,19 @@ memfd_maps(void)
 	return n;
 }
 
-static struct guest_stats
-stats(void)
-{
-	struct guest_stats st;
-
-	guest_stats_read(&slot, &st);
-	return st;
-}
-
 /* --- the daemon side ------------------------------------------------- */
-
-static void
-use_source(const char *path)
-{
-	char err[256];
-
-	ck_assert_msg(entropy_open(&src, path, err, sizeof(err)) == 0, "%s",
-	    err);
-	src_open = true;
-}
-
-static void
-use_ratelimit(uint64_t max_bytes, uint32_t period_ms, uint64_t epoch_ns)
-{
-	ck_assert_int_eq(ratelimit_init(&rl, max_bytes, period_ms, 1,
-	    epoch_ns), 0);
-	rl_on = true;
-	shared.rl = &rl;
-}
 
 static void
 start(void)
 {
-	if (!src_open)
-		use_source("/dev/urandom");
-	slot.finished = true;		/* guest_start must clear it */
-	ck_assert_int_eq(guest_start(&slot), 0);
+	if (!ug.src_open)
+		uguest_source(&ug, "/dev/urandom");
+	ug.slot.finished = true;	/* guest_start must clear it */
+	ck_assert_int_eq(guest_start(&ug.slot), 0);
 	running = true;
-	ck_assert(slot.busy);
+	ck_assert(ug.slot.busy);
 	/* The peer is open: the thread cannot have ended. */
-	ck_assert(!__atomic_load_n(&slot.finished, __ATOMIC_ACQUIRE));
+	ck_assert(!__atomic_load_n(&ug.slot.finished, __ATOMIC_ACQUIRE));
 }
 
 /*
@@ -207,8 +175,8 @@ ended_within(int ms)
 		return false;
 	ck_assert_int_eq(read(wake_fd, &v, sizeof(v)), sizeof(v));
 	ck_assert_uint_eq(v, 1);
-	ck_assert(__atomic_load_n(&slot.finished, __ATOMIC_ACQUIRE));
-	ck_assert_int_eq(pthread_join(slot.thread, NULL), 0);
+	ck_assert(__atomic_load_n(&ug.slot.finished, __ATOMIC_ACQUIRE));
+	ck_assert_int_eq(pthread_join(ug.slot.thread, NULL), 0);
 	running = false;
 	return true;
 }
@@ -218,7 +186,7 @@ stop_and_end(void)
 {
 	uint64_t t0 = now_ms();
 
-	signal_fd(slot.stop_fd);
+	signal_fd(ug.slot.stop_fd);
 	ck_assert_msg(ended_within(PROMPT_MS), "the thread did not stop "
 	    "within %d ms", PROMPT_MS);
 	ck_assert_uint_lt(now_ms() - t0, PROMPT_MS);
@@ -230,7 +198,7 @@ conn_closed(void)
 {
 	struct stat st;
 
-	if (fstat(slot.conn_fd, &st) < 0)
+	if (fstat(ug.slot.conn_fd, &st) < 0)
 		return errno == EBADF;
 	return st.st_dev != conn_st.st_dev || st.st_ino != conn_st.st_ino;
 }
@@ -352,7 +320,7 @@ drv_bring_up(void)
 	/* No protocol features: the ring is enabled from the start. */
 	drv_u64(VU_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1);
 	drv_send(VU_SET_MEM_TABLE, VU_VERSION, &t, 8 + sizeof(t.regions[0]),
-	    &memfd, 1);
+	    &mem.fd, 1);
 	drv_state(VU_SET_VRING_NUM, 0, QSZ);
 	drv_state(VU_SET_VRING_BASE, 0, 0);
 	drv_send(VU_SET_VRING_ADDR, VU_VERSION, &a, sizeof(a), NULL, 0);
@@ -364,47 +332,20 @@ drv_bring_up(void)
 
 /* --- the front-end side: the ring ------------------------------------ */
 
-static volatile struct vring_desc *
-ring_desc(void)
-{
-	return (volatile struct vring_desc *)(void *)(mem + DESC_OFF);
-}
-
-static volatile struct vring_avail *
-ring_avail(void)
-{
-	return (volatile struct vring_avail *)(void *)(mem + AVAIL_OFF);
-}
-
-static volatile struct vring_used *
-ring_used(void)
-{
-	return (volatile struct vring_used *)(void *)(mem + USED_OFF);
-}
-
 static uint8_t *
 buf(unsigned id)
 {
-	return mem + BUF_OFF + id * BUF_SIZE;
+	return mem.p + BUF_OFF + id * BUF_SIZE;
 }
 
 /* Makes descriptor id (one writable buffer of len) available; no kick. */
 static void
 drv_add(unsigned id, uint32_t len)
 {
-	volatile struct vring_desc *d = &ring_desc()[id];
-
 	ck_assert_uint_lt(id, QSZ);
 	ck_assert_uint_le(len, BUF_SIZE);
 	memset(buf(id), 0, BUF_SIZE);
-	d->addr = htole64(BUF_OFF + (uint64_t)id * BUF_SIZE);
-	d->len = htole32(len);
-	d->flags = htole16(VRING_DESC_F_WRITE);
-	d->next = 0;
-	ring_avail()->ring[avail_idx % QSZ] = htole16((uint16_t)id);
-	avail_idx++;
-	__atomic_store_n(&ring_avail()->idx, htole16(avail_idx),
-	    __ATOMIC_RELEASE);
+	uring_post(&ring, id, BUF_OFF + (uint64_t)id * BUF_SIZE, len);
 }
 
 static void
@@ -420,17 +361,11 @@ drv_post(unsigned id, uint32_t len)
 	drv_kick();
 }
 
-static uint16_t
-drv_used_idx(void)
-{
-	return le16toh(__atomic_load_n(&ring_used()->idx, __ATOMIC_ACQUIRE));
-}
-
 /* The used index has reached n (modulo 2^16). */
 static bool
 drv_used_reached(uint16_t n)
 {
-	return (uint16_t)(drv_used_idx() - n) < 0x8000;
+	return (uint16_t)(uring_used_idx(&ring) - n) < 0x8000;
 }
 
 /* Waits for the n-th used entry, woken by the call eventfd. */
@@ -463,27 +398,6 @@ drv_wait_used_spin(uint16_t n, int ms)
 	return true;
 }
 
-/* The i-th completion (counting from 0). */
-static struct vring_used_elem
-drv_used(unsigned i)
-{
-	volatile struct vring_used_elem *e = &ring_used()->ring[i % QSZ];
-	struct vring_used_elem out;
-
-	out.id = le32toh(e->id);
-	out.len = le32toh(e->len);
-	return out;
-}
-
-static void
-assert_used(unsigned i, uint32_t id, uint32_t len)
-{
-	struct vring_used_elem e = drv_used(i);
-
-	ck_assert_msg(e.id == id && e.len == len, "used entry %u: id %u len "
-	    "%u, expected id %u len %u", i, e.id, e.len, id, len);
-}
-
 /* --- fixture --------------------------------------------------------- */
 
 static void
@@ -491,28 +405,21 @@ setup(void)
 {
 	int sv[2];
 
-	memset(&slot, 0, sizeof(slot));
-	memset(&shared, 0, sizeof(shared));
-	src_open = rl_on = running = usr2_set = false;
-	avail_idx = 0;
+	uguest_init(&ug);
+	running = usr2_set = false;
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
 	    sv), 0);
 	ck_assert_int_eq(fstat(sv[0], &conn_st), 0);
 	peer = sv[1];
 	wake_fd = an_eventfd(EFD_NONBLOCK);
-	slot.index = 0;
-	slot.shared = &shared;
-	slot.stop_fd = an_eventfd(EFD_NONBLOCK);
-	slot.conn_fd = sv[0];
-	shared.source = &src;
-	shared.rl = NULL;
-	shared.wake_main_fd = wake_fd;
+	ug.slot.stop_fd = an_eventfd(EFD_NONBLOCK);
+	ug.slot.conn_fd = sv[0];
+	ug.shared.wake_main_fd = wake_fd;
 
-	memfd = unit_memfd(MEMFD_NAME, MEM_SIZE);
-	mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd,
-	    0);
-	ck_assert(mem != MAP_FAILED);
+	unit_mem_map(&mem, MEMFD_NAME, MEM_SIZE);
+	ring = (struct unit_ring){ mem.p, QSZ, DESC_OFF, AVAIL_OFF, USED_OFF,
+	    0 };
 	/* QEMU's eventfds are non-blocking; the hostile tests swap them. */
 	kick = an_eventfd(EFD_NONBLOCK);
 	call = an_eventfd(EFD_NONBLOCK);
@@ -536,11 +443,11 @@ teardown(void)
 			(void)!write(kick2, &v, sizeof(v));
 		if (park_in[1] >= 0)
 			(void)!write(park_in[1], "", 1);
-		(void)!write(slot.stop_fd, &v, sizeof(v));
+		(void)!write(ug.slot.stop_fd, &v, sizeof(v));
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 5;
-		ck_assert_msg(pthread_timedjoin_np(slot.thread, NULL, &ts) == 0,
-		    "the guest thread is stuck");
+		ck_assert_msg(pthread_timedjoin_np(ug.slot.thread, NULL,
+		    &ts) == 0, "the guest thread is stuck");
 		running = false;
 	}
 	if (usr2_set)
@@ -555,18 +462,10 @@ teardown(void)
 	close_fd(&kick2);
 	close_fd(&call);
 	close_fd(&err_fd);
-	if (mem != MAP_FAILED)
-		munmap(mem, MEM_SIZE);
-	mem = MAP_FAILED;
-	close_fd(&memfd);
+	unit_mem_unmap(&mem);
 	close_fd(&wake_fd);
-	close_fd(&slot.stop_fd);
-	if (src_open)
-		entropy_close(&src);
-	src_open = false;
-	if (rl_on)
-		ratelimit_destroy(&rl);
-	rl_on = false;
+	close_fd(&ug.slot.stop_fd);
+	uguest_fini(&ug);
 }
 
 /* --- lifecycle ------------------------------------------------------- */
@@ -581,7 +480,7 @@ START_TEST(ends_when_peer_closes)
 	struct guest_stats st;
 	int before;
 
-	use_source("/dev/urandom");
+	uguest_source(&ug, "/dev/urandom");
 	before = unit_count_fds();
 	ck_assert_int_eq(memfd_maps(), 1);
 	start();
@@ -597,7 +496,7 @@ START_TEST(ends_when_peer_closes)
 	/* The conn fd (the thread's) and the peer (closed above). */
 	ck_assert_int_eq(unit_count_fds(), before - 2);
 	ck_assert_int_eq(memfd_maps(), 1);
-	st = stats();
+	st = uguest_stats(&ug);
 	ck_assert_uint_eq(st.connects, 1);
 	ck_assert_uint_eq(st.errors, 0);
 	ck_assert_uint_eq(st.requests, 1);
@@ -614,7 +513,7 @@ START_TEST(ends_when_silent_peer_closes)
 	close_fd(&peer);
 	ck_assert(ended_within(PROMPT_MS));
 	ck_assert(conn_closed());
-	st = stats();
+	st = uguest_stats(&ug);
 	ck_assert_uint_eq(st.connects, 1);
 	ck_assert_uint_eq(st.errors, 0);
 	ck_assert_uint_eq(st.bytes, 0);
@@ -633,7 +532,7 @@ START_TEST(stop_mid_handshake)
 	stop_and_end();
 	ck_assert(conn_closed());
 	ck_assert(peer_sees_hangup());
-	st = stats();
+	st = uguest_stats(&ug);
 	ck_assert_uint_eq(st.connects, 1);
 	ck_assert_uint_eq(st.errors, 0);
 }
@@ -653,7 +552,7 @@ START_TEST(stop_mid_message)
 	uint64_t end;
 	int queued = 1;
 
-	ck_assert_int_eq(setsockopt(slot.conn_fd, SOL_SOCKET, SO_RCVTIMEO,
+	ck_assert_int_eq(setsockopt(ug.slot.conn_fd, SOL_SOCKET, SO_RCVTIMEO,
 	    &tv, sizeof(tv)), 0);
 	start();
 	drv_sync();
@@ -661,13 +560,13 @@ START_TEST(stop_mid_message)
 	    sizeof(hdr));
 	/* Wait until the thread has taken the header: it waits for more. */
 	end = now_ms() + PROMPT_MS;
-	while (ioctl(slot.conn_fd, FIONREAD, &queued) == 0 && queued > 0 &&
+	while (ioctl(ug.slot.conn_fd, FIONREAD, &queued) == 0 && queued > 0 &&
 	    now_ms() < end)
 		sleep_ms(1);
 	ck_assert_int_eq(queued, 0);
 	stop_and_end();
 	ck_assert(conn_closed());
-	ck_assert_uint_eq(stats().errors, 1);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 1);
 }
 END_TEST
 
@@ -682,9 +581,9 @@ START_TEST(serves_request_with_stats)
 	drv_bring_up();
 	drv_post(0, 64);
 	ck_assert_msg(drv_wait_used(1, PROMPT_MS), "request not served");
-	assert_used(0, 0, 64);
-	st = stats();
-	ck_assert_uint_eq(st.bytes, drv_used(0).len);
+	uring_assert_used(&ring, 0, 0, 64);
+	st = uguest_stats(&ug);
+	ck_assert_uint_eq(st.bytes, uring_used(&ring, 0).len);
 	ck_assert_uint_eq(st.requests, 1);
 	ck_assert_uint_eq(st.connects, 1);
 	ck_assert_uint_eq(st.errors, 0);
@@ -698,8 +597,8 @@ START_TEST(serves_request_with_stats)
 
 	drv_post(1, BUF_SIZE);
 	ck_assert(drv_wait_used(2, PROMPT_MS));
-	assert_used(1, 1, BUF_SIZE);
-	st = stats();
+	uring_assert_used(&ring, 1, 1, BUF_SIZE);
+	st = uguest_stats(&ug);
 	ck_assert_uint_eq(st.bytes, 64 + BUF_SIZE);
 	ck_assert_uint_eq(st.requests, 2);
 	ck_assert_uint_eq(st.connects, 1);
@@ -717,7 +616,7 @@ START_TEST(ring_wraps)
 		drv_post(i % QSZ, 16 + i);
 		ck_assert_msg(drv_wait_used((uint16_t)(i + 1), PROMPT_MS),
 		    "request %u not served", i);
-		assert_used(i, i % QSZ, 16 + i);
+		uring_assert_used(&ring, i, i % QSZ, 16 + i);
 	}
 	/* A full ring with one kick. */
 	for (i = 0; i < QSZ; i++)
@@ -725,9 +624,9 @@ START_TEST(ring_wraps)
 	drv_kick();
 	ck_assert(drv_wait_used(10 + QSZ, PROMPT_MS));
 	for (i = 0; i < QSZ; i++)
-		assert_used(10 + i, i, 100);
-	ck_assert_uint_eq(stats().requests, 10 + QSZ);
-	ck_assert_uint_eq(stats().bytes, 10 * 16 + 45 + QSZ * 100);
+		uring_assert_used(&ring, 10 + i, i, 100);
+	ck_assert_uint_eq(uguest_stats(&ug).requests, 10 + QSZ);
+	ck_assert_uint_eq(uguest_stats(&ug).bytes, 10 * 16 + 45 + QSZ * 100);
 }
 END_TEST
 
@@ -749,14 +648,14 @@ START_TEST(file_source_bytes)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, data, sizeof(data)), sizeof(data));
 	close(fd);
-	use_source(path);
+	uguest_source(&ug, path);
 	unlink(path);
 
 	start();
 	drv_bring_up();
 	drv_post(0, 100);
 	ck_assert(drv_wait_used(1, PROMPT_MS));
-	assert_used(0, 0, 100);
+	uring_assert_used(&ring, 0, 0, 100);
 	ck_assert_mem_eq(buf(0), data, 100);
 
 	/* Three requests, 250 bytes wanted, 200 left. */
@@ -765,22 +664,22 @@ START_TEST(file_source_bytes)
 	drv_add(3, 100);
 	drv_kick();
 	ck_assert(drv_wait_used(4, PROMPT_MS));
-	assert_used(1, 1, 50);
-	assert_used(2, 2, 100);
-	assert_used(3, 3, 50);
+	uring_assert_used(&ring, 1, 1, 50);
+	uring_assert_used(&ring, 2, 2, 100);
+	uring_assert_used(&ring, 3, 3, 50);
 	ck_assert_mem_eq(buf(1), data + 100, 50);
 	ck_assert_mem_eq(buf(2), data + 150, 100);
 	ck_assert_mem_eq(buf(3), data + 250, 50);
 	ck_assert_uint_eq(buf(3)[50], 0);
-	ck_assert_uint_eq(stats().bytes, sizeof(data));
-	ck_assert_uint_eq(stats().requests, 4);
+	ck_assert_uint_eq(uguest_stats(&ug).bytes, sizeof(data));
+	ck_assert_uint_eq(uguest_stats(&ug).requests, 4);
 
 	/* Used up: held, not completed empty. */
 	drv_post(0, 10);
 	drv_settle();
-	ck_assert_uint_eq(drv_used_idx(), 4);
+	ck_assert_uint_eq(uring_used_idx(&ring), 4);
 	ck_assert(!drv_wait_used(5, 50));
-	ck_assert_uint_eq(stats().errors, 0);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 0);
 	stop_and_end();
 }
 END_TEST
@@ -792,35 +691,26 @@ END_TEST
  */
 START_TEST(fifo_source_waits_then_serves)
 {
-	char dir[] = "/tmp/vrng-guest-fifo-XXXXXX", path[64];
+	char dir[] = "/tmp/vrng-guest-fifo-XXXXXX";
 	static const char msg[] = "twenty bytes of data";
-	int wfd;
-
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/fifo", dir);
-	ck_assert_int_eq(mkfifo(path, 0600), 0);
-	use_source(path);
-	wfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-	ck_assert_int_ge(wfd, 0);
-	unlink(path);
-	rmdir(dir);
+	int wfd = uguest_fifo(&ug, dir);
 
 	start();
 	drv_bring_up();
 	drv_post(0, 64);
 	drv_settle();
-	ck_assert_uint_eq(drv_used_idx(), 0);
+	ck_assert_uint_eq(uring_used_idx(&ring), 0);
 	ck_assert_int_eq(write(wfd, msg, 20), 20);
 	ck_assert_msg(drv_wait_used(1, PROMPT_MS), "the FIFO's bytes were not "
 	    "served");
-	assert_used(0, 0, 20);
+	uring_assert_used(&ring, 0, 0, 20);
 	ck_assert_mem_eq(buf(0), msg, 20);
 
 	/* Waiting on the source again: a stop still ends it promptly. */
 	drv_post(1, 64);
 	drv_settle();
 	stop_and_end();
-	ck_assert_uint_eq(drv_used_idx(), 1);
+	ck_assert_uint_eq(uring_used_idx(&ring), 1);
 	close(wfd);
 }
 END_TEST
@@ -834,8 +724,8 @@ assert_dropped_with_error(void)
 	    "dropped");
 	ck_assert(conn_closed());
 	ck_assert(peer_sees_hangup());
-	ck_assert_uint_eq(stats().errors, 1);
-	ck_assert_uint_eq(stats().connects, 1);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 1);
+	ck_assert_uint_eq(uguest_stats(&ug).connects, 1);
 }
 
 /* SET_VRING_NUM with a 4-byte payload: the dispatcher refuses it. */
@@ -844,7 +734,7 @@ START_TEST(malformed_size_ends)
 	uint32_t num = QSZ;
 	int before;
 
-	use_source("/dev/urandom");
+	uguest_source(&ug, "/dev/urandom");
 	before = unit_count_fds();
 	start();
 	drv_bring_up();
@@ -889,27 +779,27 @@ START_TEST(throttled_request_held)
 	struct guest_stats st;
 	uint64_t t0;
 
-	use_ratelimit(8, 60000, monotonic_ns());
+	uguest_ratelimit(&ug, 8, 60000, monotonic_ns());
 	start();
 	drv_bring_up();
 	drv_post(0, 64);
 	ck_assert(drv_wait_used(1, PROMPT_MS));
-	assert_used(0, 0, 8);
+	uring_assert_used(&ring, 0, 0, 8);
 
 	drv_post(1, 64);
 	drv_settle();
-	ck_assert_uint_eq(drv_used_idx(), 1);
+	ck_assert_uint_eq(uring_used_idx(&ring), 1);
 	ck_assert(!drv_wait_used(2, 50));
 	t0 = now_ms();
 	drv_sync();
 	ck_assert_uint_lt(now_ms() - t0, PROMPT_MS);
-	st = stats();
+	st = uguest_stats(&ug);
 	ck_assert_uint_eq(st.bytes, 8);
 	ck_assert_uint_eq(st.requests, 1);
 	ck_assert_uint_eq(st.errors, 0);
 
 	stop_and_end();
-	ck_assert_uint_eq(drv_used_idx(), 1);
+	ck_assert_uint_eq(uring_used_idx(&ring), 1);
 }
 END_TEST
 
@@ -924,23 +814,23 @@ START_TEST(throttle_released_next_period)
 	struct guest_stats st;
 	bool held;
 
-	use_ratelimit(8, 100, epoch);
+	uguest_ratelimit(&ug, 8, 100, epoch);
 	start();
 	drv_bring_up();
 	t_before = monotonic_ns();
 	drv_post(0, 64);
 	ck_assert(drv_wait_used(1, PROMPT_MS));
-	assert_used(0, 0, 8);
+	uring_assert_used(&ring, 0, 0, 8);
 	/* The first grant was taken no earlier than t_before's period. */
 	earliest = epoch + ((t_before - epoch) / period + 1) * period;
 
 	drv_post(1, 64);
 	drv_settle();
-	held = drv_used_idx() == 1;
+	held = uring_used_idx(&ring) == 1;
 	ck_assert_msg(drv_wait_used(2, 2000), "held request never served");
 	ck_assert_uint_ge(monotonic_ns(), earliest);
-	assert_used(1, 1, 8);
-	st = stats();
+	uring_assert_used(&ring, 1, 1, 8);
+	st = uguest_stats(&ug);
 	ck_assert_uint_eq(st.bytes, 16);
 	ck_assert_uint_eq(st.requests, 2);
 	if (held)
@@ -982,14 +872,14 @@ START_TEST(shrunk_memory_breaks_ring_only)
 	drv_post(0, 16);
 	ck_assert(drv_wait_used(1, PROMPT_MS));
 	drv_add(1, 16);
-	ck_assert_int_eq(ftruncate(memfd, 0), 0);
+	ck_assert_int_eq(ftruncate(mem.fd, 0), 0);
 	/* From here on nobody may touch mem: its pages are gone. */
 	drv_kick();
 	ck_assert_msg(readable(err_fd, PROMPT_MS), "the broken ring was not "
 	    "reported on the err eventfd");
 	ck_assert_int_eq(read(err_fd, &v, sizeof(v)), sizeof(v));
 	drv_sync();
-	st = stats();
+	st = uguest_stats(&ug);
 	ck_assert_uint_eq(st.errors, 1);
 	ck_assert_uint_eq(st.requests, 1);
 	close_fd(&peer);
@@ -1020,7 +910,7 @@ START_TEST(stop_while_call_eventfd_full)
 	drv_post(0, 16);
 	/* Completed: the interrupt (a write to call) comes next. */
 	ck_assert(drv_wait_used_spin(1, PROMPT_MS));
-	signal_fd(slot.stop_fd);
+	signal_fd(ug.slot.stop_fd);
 	ended = ended_within(PROMPT_MS);
 	if (!ended) {
 		/* Let the blocked write through, then reap the thread. */
@@ -1071,7 +961,7 @@ START_TEST(stop_after_kick_replaced)
 	sigemptyset(&sa.sa_mask);
 	ck_assert_int_eq(sigaction(SIGUSR2, &sa, &old_usr2), 0);
 	usr2_set = true;
-	ck_assert_int_eq(pthread_kill(slot.thread, SIGUSR2), 0);
+	ck_assert_int_eq(pthread_kill(ug.slot.thread, SIGUSR2), 0);
 	ck_assert_msg(readable(park_out[0], PROMPT_MS), "thread not parked");
 	ck_assert_int_eq(read(park_out[0], &c, 1), 1);
 
@@ -1083,7 +973,7 @@ START_TEST(stop_after_kick_replaced)
 
 	drv_none(VU_GET_FEATURES);
 	answered = readable(peer, PROMPT_MS);
-	signal_fd(slot.stop_fd);
+	signal_fd(ug.slot.stop_fd);
 	ended = ended_within(PROMPT_MS);
 	if (!ended) {
 		signal_fd(kick2);	/* lets the blocked read return */

@@ -28,6 +28,7 @@
 #include "ratelimit.h"
 #include "serve.h"
 #include "unit.h"
+#include "unit_ring.h"
 #include "virtq.h"
 #include "vu_dev.h"
 
@@ -58,24 +59,16 @@ Suite	*serve_suite(void);
 
 static struct vu_dev dev;
 static struct serve s;
-static struct entropy src;
-static bool src_open;
-static struct ratelimit rl;
-static bool rl_on;
-static struct guest_shared shared;
-static struct guest_slot slot;
-static int timer_fd = -1, call = -1, err_fd = -1, memfd_a = -1,
-    memfd_b = -1;
-static uint8_t *mem_a = MAP_FAILED, *mem_b = MAP_FAILED;
-static uint16_t drv_avail;		/* the driver's avail index */
+static struct unit_guest ug;
+static struct unit_mem mem_a = UNIT_MEM_NONE, mem_b = UNIT_MEM_NONE;
+static struct unit_ring ring;
+static int timer_fd = -1, call = -1, err_fd = -1;
 static struct sigaction old_bus;
 static char path[] = "/tmp/vrng-serve-XXXXXX";
 static bool path_made;
 
-/* stderr capture, as in test_log.c. */
-static FILE *cap;
-static int saved_stderr = -1;
-static char out[16384];
+static struct unit_capture cap = { NULL, -1 };
+static char out[16384];			/* what the capture got */
 
 /* --- small things ---------------------------------------------------- */
 
@@ -110,44 +103,17 @@ counter(int fd)
 	return v;
 }
 
-static void
-capture_start(void)
-{
-	fflush(stderr);
-	ck_assert_ptr_nonnull(cap = tmpfile());
-	ck_assert_int_ge(saved_stderr = dup(STDERR_FILENO), 0);
-	ck_assert_int_ge(dup2(fileno(cap), STDERR_FILENO), 0);
-}
-
-/* Restores stderr; returns the lines containing needle. */
+/* Restores stderr (unit_capture_start); returns the lines with needle. */
 static unsigned
 capture_end(const char *needle)
 {
 	unsigned n = 0;
-	size_t len;
 	char *p;
 
-	fflush(stderr);
-	ck_assert_int_ge(dup2(saved_stderr, STDERR_FILENO), 0);
-	close(saved_stderr);
-	saved_stderr = -1;
-	rewind(cap);
-	len = fread(out, 1, sizeof(out) - 1, cap);
-	out[len] = '\0';
-	fclose(cap);
-	cap = NULL;
+	unit_capture_end(&cap, out, sizeof(out));
 	for (p = out; (p = strstr(p, needle)) != NULL; p++)
 		n++;
 	return n;
-}
-
-static struct guest_stats
-stats(void)
-{
-	struct guest_stats st;
-
-	guest_stats_read(&slot, &st);
-	return st;
 }
 
 /* --- the driver's side of the ring ----------------------------------- */
@@ -157,10 +123,10 @@ static uint8_t *
 host(uint64_t gpa)
 {
 	if (gpa >= GPA_A && gpa - GPA_A < A_SIZE)
-		return mem_a + (gpa - GPA_A);
+		return mem_a.p + (gpa - GPA_A);
 	ck_assert_msg(gpa >= GPA_B && gpa - GPA_B < B_SIZE, "gpa 0x%llx",
 	    (unsigned long long)gpa);
-	return mem_b + (gpa - GPA_B);
+	return mem_b.p + (gpa - GPA_B);
 }
 
 static uint64_t
@@ -169,98 +135,14 @@ buf(unsigned i)
 	return GPA_A + BUF_OFF + (uint64_t)i * BUF_SIZE;
 }
 
+/* A descriptor anywhere in guest memory (an indirect table's entry). */
 static void
 put_desc_at(uint64_t gpa, uint64_t addr, uint32_t len, uint16_t flags,
     uint16_t next)
 {
-	struct vring_desc d;
+	struct vring_desc d = unit_desc(addr, len, flags, next);
 
-	d.addr = htole64(addr);
-	d.len = htole32(len);
-	d.flags = htole16(flags);
-	d.next = htole16(next);
 	memcpy(host(gpa), &d, sizeof(d));
-}
-
-static void
-put_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-    uint16_t next)
-{
-	put_desc_at(GPA_A + DESC_OFF + 16ull * i, addr, len, flags, next);
-}
-
-static volatile uint16_t *
-avail16(unsigned i)
-{
-	return (volatile uint16_t *)(void *)(mem_a + AVAIL_OFF + 2 * i);
-}
-
-static volatile uint16_t *
-used16(unsigned i)
-{
-	return (volatile uint16_t *)(void *)(mem_a + USED_OFF + 2 * i);
-}
-
-/* Makes head available, as a driver does (no kick: nobody listens). */
-static void
-offer(uint16_t head)
-{
-	*avail16(2 + drv_avail % QSZ) = htole16(head);
-	drv_avail++;
-	__atomic_store_n(avail16(1), htole16(drv_avail), __ATOMIC_RELEASE);
-}
-
-/* One writable buffer as descriptor i, offered. */
-static void
-post(unsigned i, uint64_t gpa, uint32_t len)
-{
-	put_desc(i, gpa, len, W, 0);
-	offer((uint16_t)i);
-}
-
-static uint16_t
-used_idx(void)
-{
-	return le16toh(__atomic_load_n(used16(1), __ATOMIC_ACQUIRE));
-}
-
-static uint16_t
-used_flags(void)
-{
-	return le16toh(*used16(0));
-}
-
-static struct vring_used_elem
-used_elem(unsigned i)
-{
-	struct vring_used_elem e;
-
-	memcpy(&e, mem_a + USED_OFF + 4 + 8ull * (i % QSZ), sizeof(e));
-	e.id = le32toh(e.id);
-	e.len = le32toh(e.len);
-	return e;
-}
-
-static void
-assert_used(unsigned i, uint32_t id, uint32_t len)
-{
-	struct vring_used_elem e = used_elem(i);
-
-	ck_assert_msg(e.id == id && e.len == len, "used entry %u: id %u len "
-	    "%u, expected id %u len %u", i, e.id, e.len, id, len);
-}
-
-/* EVENT_IDX: avail_event after the used ring, used_event after avail. */
-static uint16_t
-avail_event(void)
-{
-	return le16toh(*used16(2 + 4 * QSZ));
-}
-
-static void
-set_used_event(uint16_t v)
-{
-	*avail16(2 + QSZ) = htole16(v);
 }
 
 static bool
@@ -275,16 +157,6 @@ all_zero(const uint8_t *p, size_t len)
 }
 
 /* --- the daemon's side ----------------------------------------------- */
-
-static void
-use_source(const char *p)
-{
-	char err[256];
-
-	ck_assert_msg(entropy_open(&src, p, err, sizeof(err)) == 0, "%s",
-	    err);
-	src_open = true;
-}
 
 /* A regular file of len bytes, byte i = pattern(i), as the source. */
 static uint8_t
@@ -313,17 +185,14 @@ use_file_source(size_t len)
 		done += n;
 	}
 	close(fd);
-	use_source(path);
+	uguest_source(&ug, path);
 }
 
 static void
 use_ratelimit(uint64_t max_bytes)
 {
 	/* One period of 60 s starting now covers the whole test. */
-	ck_assert_int_eq(ratelimit_init(&rl, max_bytes, 60000, 1,
-	    monotonic_ns()), 0);
-	rl_on = true;
-	shared.rl = &rl;
+	uguest_ratelimit(&ug, max_bytes, 60000, monotonic_ns());
 }
 
 /*
@@ -337,8 +206,8 @@ begin(bool event_idx)
 	struct vu_mem_region r[2];
 	int fds[2];
 
-	if (!src_open)
-		use_source("/dev/urandom");
+	if (!ug.src_open)
+		uguest_source(&ug, "/dev/urandom");
 	memset(r, 0, sizeof(r));
 	r[0].guest_phys_addr = GPA_A;
 	r[0].memory_size = A_SIZE;
@@ -346,8 +215,8 @@ begin(bool event_idx)
 	r[1].guest_phys_addr = GPA_B;
 	r[1].memory_size = B_SIZE;
 	r[1].userspace_addr = UVA_B;
-	fds[0] = dup(memfd_a);
-	fds[1] = dup(memfd_b);
+	fds[0] = dup(mem_a.fd);
+	fds[1] = dup(mem_b.fd);
 	ck_assert_int_eq(memtable_set(&dev.mt, r, 2, fds, 2), 0);
 	ck_assert_int_eq(virtq_set_num(&dev.vq, QSZ), 0);
 	ck_assert_int_eq(virtq_set_addr(&dev.vq, UVA_A + DESC_OFF,
@@ -357,7 +226,7 @@ begin(bool event_idx)
 	dev.call_fd = dup(call);
 	dev.err_fd = dup(err_fd);
 	ck_assert(vu_dev_ring_runnable(&dev));
-	serve_init(&s, &dev, &slot, timer_fd);
+	serve_init(&s, &dev, &ug.slot, timer_fd);
 }
 
 /* What SET_VRING_KICK does to a ring: restarted, broken latch cleared. */
@@ -375,67 +244,48 @@ static void
 setup(void)
 {
 	memset(&dev, 0, sizeof(dev));
-	memset(&slot, 0, sizeof(slot));
-	memset(&shared, 0, sizeof(shared));
-	src_open = rl_on = path_made = false;
+	uguest_init(&ug);
+	path_made = false;
 	strcpy(path, "/tmp/vrng-serve-XXXXXX");
-	drv_avail = 0;
 
 	/* A fresh log budget: other suites used this thread's (CK_FORK=no). */
-	log_set_budget(&slot.log_budget);
+	log_set_budget(&ug.slot.log_budget);
 	ck_assert_int_eq(sigaction(SIGBUS, NULL, &old_bus), 0);
 	ck_assert_int_eq(serve_install_fault_handler(), 0);
 	ck_assert_int_eq(ioguard_install(), 0);
 	ck_assert_int_eq(ioguard_thread_init(), 0);
 
 	vu_dev_init(&dev, -1);
-	memfd_a = unit_memfd("vrng-serve-a", A_SIZE);
-	memfd_b = unit_memfd("vrng-serve-b", B_SIZE);
-	mem_a = mmap(NULL, A_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-	    memfd_a, 0);
-	mem_b = mmap(NULL, B_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-	    memfd_b, 0);
-	ck_assert(mem_a != MAP_FAILED && mem_b != MAP_FAILED);
+	unit_mem_map(&mem_a, "vrng-serve-a", A_SIZE);
+	unit_mem_map(&mem_b, "vrng-serve-b", B_SIZE);
+	ring = (struct unit_ring){ mem_a.p, QSZ, DESC_OFF, AVAIL_OFF,
+	    USED_OFF, 0 };
 	call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	err_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC |
 	    TFD_NONBLOCK);
 	ck_assert(call >= 0 && err_fd >= 0 && timer_fd >= 0);
-	slot.index = 0;
-	slot.shared = &shared;
-	slot.stop_fd = -1;
-	shared.source = &src;
 }
 
 static void
 teardown(void)
 {
-	if (saved_stderr >= 0)
+	if (cap.saved >= 0)
 		(void)capture_end("");
 	serve_fini(&s);
 	vu_dev_cleanup(&dev);
 	ioguard_thread_fini();
 	sigaction(SIGBUS, &old_bus, NULL);
 	log_set_budget(NULL);
-	if (mem_a != MAP_FAILED)
-		munmap(mem_a, A_SIZE);
-	if (mem_b != MAP_FAILED)
-		munmap(mem_b, B_SIZE);
-	mem_a = mem_b = MAP_FAILED;
-	close_fd(&memfd_a);
-	close_fd(&memfd_b);
+	unit_mem_unmap(&mem_a);
+	unit_mem_unmap(&mem_b);
 	close_fd(&call);
 	close_fd(&err_fd);
 	close_fd(&timer_fd);
-	if (src_open)
-		entropy_close(&src);
-	src_open = false;
+	uguest_fini(&ug);
 	if (path_made)
 		unlink(path);
 	path_made = false;
-	if (rl_on)
-		ratelimit_destroy(&rl);
-	rl_on = false;
 }
 
 /* --- serving ----------------------------------------------------------- */
@@ -449,18 +299,18 @@ START_TEST(pool_serves_small_request)
 	struct guest_stats st;
 
 	begin(false);
-	ck_assert(src.csprng);
-	post(0, buf(0), 64);
+	ck_assert(ug.src.csprng);
+	uring_post(&ring, 0, buf(0), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	ck_assert_uint_eq(used_idx(), 1);
-	assert_used(0, 0, 64);
+	ck_assert_uint_eq(uring_used_idx(&ring), 1);
+	uring_assert_used(&ring, 0, 0, 64);
 	ck_assert(!all_zero(host(buf(0)), 64));	/* p = 2^-512 */
 	ck_assert(all_zero(host(buf(0)) + 64, BUF_SIZE - 64));
 	ck_assert_uint_eq(s.pool.len, ENTROPY_POOL_SIZE);
 	ck_assert_uint_eq(s.pool.off, 64);
 	ck_assert_uint_eq(counter(call), 1);
 	ck_assert_uint_eq(counter(err_fd), 0);
-	st = stats();
+	st = uguest_stats(&ug);
 	ck_assert_uint_eq(st.bytes, 64);
 	ck_assert_uint_eq(st.requests, 1);
 	ck_assert_uint_eq(st.errors, 0);
@@ -478,12 +328,12 @@ START_TEST(pool_bytes_never_reused)
 	uint8_t first[64];
 
 	begin(false);
-	post(0, buf(0), 64);
+	uring_post(&ring, 0, buf(0), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	memcpy(first, host(buf(0)), 64);
-	post(1, buf(1), 64);
+	uring_post(&ring, 1, buf(1), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	assert_used(1, 1, 64);
+	uring_assert_used(&ring, 1, 1, 64);
 	ck_assert(memcmp(first, host(buf(1)), 64) != 0);
 	ck_assert_uint_eq(s.pool.off, 128);
 	ck_assert(all_zero(s.pool.buf, s.pool.off));
@@ -503,19 +353,19 @@ START_TEST(pool_boundary_1024_direct_1025)
 	size_t off;
 
 	begin(false);
-	post(0, buf(0), 1024);
+	uring_post(&ring, 0, buf(0), 1024);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	assert_used(0, 0, 1024);
+	uring_assert_used(&ring, 0, 0, 1024);
 	ck_assert_uint_eq(s.pool.off, 1024);
 	off = s.pool.off;
-	post(1, buf(1), 1025);
+	uring_post(&ring, 1, buf(1), 1025);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	assert_used(1, 1, 1025);
+	uring_assert_used(&ring, 1, 1, 1025);
 	ck_assert(!all_zero(host(buf(1)) + 1024, 1));
 	ck_assert_uint_eq(s.pool.off, off);
 	/* Two of 512: one gather of 1024, from the pool again. */
-	post(2, buf(2), 512);
-	post(3, buf(3), 512);
+	uring_post(&ring, 2, buf(2), 512);
+	uring_post(&ring, 3, buf(3), 512);
 	ck_assert_uint_eq(serve_ring(&s), 2);
 	ck_assert_uint_eq(s.pool.off, off + 1024);
 	ck_assert(all_zero(s.pool.buf, s.pool.off));
@@ -536,13 +386,13 @@ START_TEST(direct_file_bytes_big_request)
 
 	use_file_source(chain + GUEST_MAX_REQUEST + 4096);
 	begin(false);
-	ck_assert(!src.csprng);
-	put_desc(0, GPA_A + BIG_OFF, part[0], W | N, 1);
-	put_desc(1, GPA_B, part[1], W | N, 2);
-	put_desc(2, GPA_A + BIG_OFF + 0x10000, part[2], W, 0);
-	offer(0);
+	ck_assert(!ug.src.csprng);
+	uring_desc(&ring, 0, GPA_A + BIG_OFF, part[0], W | N, 1);
+	uring_desc(&ring, 1, GPA_B, part[1], W | N, 2);
+	uring_desc(&ring, 2, GPA_A + BIG_OFF + 0x10000, part[2], W, 0);
+	uring_offer(&ring, 0);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	assert_used(0, 0, chain);
+	uring_assert_used(&ring, 0, 0, chain);
 	p = host(GPA_A + BIG_OFF);
 	for (i = 0; i < part[0]; i++)
 		ck_assert_uint_eq(p[i], pattern(i));
@@ -557,17 +407,17 @@ START_TEST(direct_file_bytes_big_request)
 
 	/* 256 KiB + 1: capped, the byte after the cap untouched. */
 	memset(host(GPA_A + BIG_OFF), 0, GUEST_MAX_REQUEST + 4096);
-	post(3, GPA_A + BIG_OFF, GUEST_MAX_REQUEST + 1);
+	uring_post(&ring, 3, GPA_A + BIG_OFF, GUEST_MAX_REQUEST + 1);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	assert_used(1, 3, GUEST_MAX_REQUEST);
+	uring_assert_used(&ring, 1, 3, GUEST_MAX_REQUEST);
 	p = host(GPA_A + BIG_OFF);
 	for (i = 0; i < GUEST_MAX_REQUEST; i++)
 		if (p[i] != pattern(chain + i))
 			ck_abort_msg("byte %zu: 0x%02x, expected 0x%02x", i,
 			    p[i], pattern(chain + i));
 	ck_assert_uint_eq(p[GUEST_MAX_REQUEST], 0);
-	ck_assert_uint_eq(stats().bytes, chain + GUEST_MAX_REQUEST);
-	ck_assert_uint_eq(stats().requests, 2);
+	ck_assert_uint_eq(uguest_stats(&ug).bytes, chain + GUEST_MAX_REQUEST);
+	ck_assert_uint_eq(uguest_stats(&ug).requests, 2);
 }
 END_TEST
 
@@ -578,15 +428,15 @@ START_TEST(one_call_per_batch)
 
 	begin(false);
 	for (i = 0; i < 4; i++)
-		post(i, buf(i), 64);
+		uring_post(&ring, i, buf(i), 64);
 	ck_assert_uint_eq(serve_ring(&s), 4);
-	ck_assert_uint_eq(used_idx(), 4);
+	ck_assert_uint_eq(uring_used_idx(&ring), 4);
 	ck_assert_uint_eq(counter(call), 1);
 	/* VRING_AVAIL_F_NO_INTERRUPT: served, not signalled. */
-	*avail16(0) = htole16(VRING_AVAIL_F_NO_INTERRUPT);
-	post(4, buf(4), 64);
+	*uring_avail16(&ring, 0) = htole16(VRING_AVAIL_F_NO_INTERRUPT);
+	uring_post(&ring, 4, buf(4), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	ck_assert_uint_eq(used_idx(), 5);
+	ck_assert_uint_eq(uring_used_idx(&ring), 5);
 	ck_assert_uint_eq(counter(call), 0);
 }
 END_TEST
@@ -598,16 +448,16 @@ END_TEST
 START_TEST(event_idx_kick_and_call)
 {
 	begin(true);
-	set_used_event(0);
-	post(0, buf(0), 64);
+	uring_set_used_event(&ring, 0);
+	uring_post(&ring, 0, buf(0), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	ck_assert_uint_eq(avail_event(), 1);
+	ck_assert_uint_eq(uring_avail_event(&ring), 1);
 	ck_assert_uint_eq(counter(call), 1);
 	/* used_event 5: the driver wants no call for entry 2. */
-	set_used_event(5);
-	post(1, buf(1), 64);
+	uring_set_used_event(&ring, 5);
+	uring_post(&ring, 1, buf(1), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	ck_assert_uint_eq(avail_event(), 2);
+	ck_assert_uint_eq(uring_avail_event(&ring), 2);
 	ck_assert_uint_eq(counter(call), 0);
 }
 END_TEST
@@ -622,15 +472,15 @@ START_TEST(pass_limit_256_requests)
 
 	begin(false);
 	for (i = 0; i < 300; i++)
-		post(i, buf(i % 64), 1);
+		uring_post(&ring, i, buf(i % 64), 1);
 	ck_assert_uint_eq(serve_ring(&s), 256);
 	ck_assert(s.more);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 256);
-	ck_assert_uint_eq(used_idx(), 256);
+	ck_assert_uint_eq(uring_used_idx(&ring), 256);
 	ck_assert_uint_eq(serve_ring(&s), 44);
 	ck_assert(!s.more);
-	ck_assert_uint_eq(used_idx(), 300);
-	ck_assert_uint_eq(stats().requests, 300);
+	ck_assert_uint_eq(uring_used_idx(&ring), 300);
+	ck_assert_uint_eq(uguest_stats(&ug).requests, 300);
 }
 END_TEST
 
@@ -641,13 +491,13 @@ START_TEST(pass_limit_4_mib)
 
 	begin(false);
 	for (i = 0; i < 17; i++)
-		post(i, GPA_A + BIG_OFF, GUEST_MAX_REQUEST);
+		uring_post(&ring, i, GPA_A + BIG_OFF, GUEST_MAX_REQUEST);
 	ck_assert_uint_eq(serve_ring(&s), 16);
 	ck_assert(s.more);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 16);
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	ck_assert(!s.more);
-	ck_assert_uint_eq(stats().bytes, 17ull * GUEST_MAX_REQUEST);
+	ck_assert_uint_eq(uguest_stats(&ug).bytes, 17ull * GUEST_MAX_REQUEST);
 }
 END_TEST
 
@@ -659,16 +509,16 @@ START_TEST(eof_request_goes_back)
 {
 	use_file_source(10);
 	begin(false);
-	post(0, buf(0), 64);
-	post(1, buf(1), 64);
+	uring_post(&ring, 0, buf(0), 64);
+	uring_post(&ring, 1, buf(1), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	assert_used(0, 0, 10);
+	uring_assert_used(&ring, 0, 0, 10);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 1);
 	ck_assert_uint_eq(serve_ring(&s), 0);
-	ck_assert_uint_eq(used_idx(), 1);
+	ck_assert_uint_eq(uring_used_idx(&ring), 1);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 1);
 	ck_assert(!dev.vq.broken);
-	ck_assert_uint_eq(stats().errors, 0);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 0);
 	ck_assert_uint_eq(counter(err_fd), 0);
 }
 END_TEST
@@ -679,20 +529,10 @@ END_TEST
  */
 START_TEST(fifo_waits_for_source)
 {
-	char fifo[sizeof(path) + 8];
-	int wfd;
-
-	ck_assert_ptr_nonnull(mkdtemp(path));
-	snprintf(fifo, sizeof(fifo), "%s/fifo", path);
-	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-	use_source(fifo);
-	wfd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-	ck_assert_int_ge(wfd, 0);
-	unlink(fifo);
-	rmdir(path);
+	int wfd = uguest_fifo(&ug, path);
 
 	begin(false);
-	post(0, buf(0), 64);
+	uring_post(&ring, 0, buf(0), 64);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert(s.source_wait);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 0);
@@ -700,7 +540,7 @@ START_TEST(fifo_waits_for_source)
 	ck_assert_uint_eq(serve_ring(&s), 0);	/* still waiting */
 	serve_source_ready(&s);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	assert_used(0, 0, 10);
+	uring_assert_used(&ring, 0, 0, 10);
 	ck_assert_mem_eq(host(buf(0)), "0123456789", 10);
 	close(wfd);
 }
@@ -717,29 +557,29 @@ START_TEST(grant_trims_batch)
 {
 	begin(false);
 	use_ratelimit(100);
-	serve_init(&s, &dev, &slot, timer_fd);
-	post(0, buf(0), 64);
-	post(1, buf(1), 64);
-	post(2, buf(2), 64);
+	serve_init(&s, &dev, &ug.slot, timer_fd);
+	uring_post(&ring, 0, buf(0), 64);
+	uring_post(&ring, 1, buf(1), 64);
+	uring_post(&ring, 2, buf(2), 64);
 	ck_assert_uint_eq(serve_ring(&s), 2);
-	assert_used(0, 0, 64);
-	assert_used(1, 1, 36);
+	uring_assert_used(&ring, 0, 0, 64);
+	uring_assert_used(&ring, 1, 1, 36);
 	ck_assert(all_zero(host(buf(1)) + 36, 28));
-	ck_assert_uint_eq(used_idx(), 2);
+	ck_assert_uint_eq(uring_used_idx(&ring), 2);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 2);
-	ck_assert_uint_eq(rl.used[0], 100);
+	ck_assert_uint_eq(ug.rl.used[0], 100);
 	ck_assert(s.timer_wait && s.throttled);
 	/* Held while the timer is armed. */
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 2);
-	ck_assert_uint_eq(stats().bytes, 100);
+	ck_assert_uint_eq(uguest_stats(&ug).bytes, 100);
 	/* The timer "fires" in the same period: still nothing. */
 	serve_timer_fired(&s);
 	ck_assert(!s.timer_wait);
-	ck_assert_uint_gt(stats().throttled_ns, 0);
+	ck_assert_uint_gt(uguest_stats(&ug).throttled_ns, 0);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 2);
-	ck_assert_uint_eq(rl.used[0], 100);
+	ck_assert_uint_eq(ug.rl.used[0], 100);
 	ck_assert(s.timer_wait);
 }
 END_TEST
@@ -749,13 +589,13 @@ START_TEST(grant_exactly_request)
 {
 	begin(false);
 	use_ratelimit(64);
-	serve_init(&s, &dev, &slot, timer_fd);
-	post(0, buf(0), 64);
-	post(1, buf(1), 1);
+	serve_init(&s, &dev, &ug.slot, timer_fd);
+	uring_post(&ring, 0, buf(0), 64);
+	uring_post(&ring, 1, buf(1), 1);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	assert_used(0, 0, 64);
+	uring_assert_used(&ring, 0, 0, 64);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 1);
-	ck_assert_uint_eq(rl.used[0], 64);
+	ck_assert_uint_eq(ug.rl.used[0], 64);
 	ck_assert(s.timer_wait);
 }
 END_TEST
@@ -772,21 +612,21 @@ START_TEST(unused_grant_goes_back)
 	use_file_source(80);
 	begin(false);
 	use_ratelimit(100);
-	serve_init(&s, &dev, &slot, timer_fd);
-	post(0, buf(0), 64);
-	post(1, buf(1), 64);
-	post(2, buf(2), 64);
+	serve_init(&s, &dev, &ug.slot, timer_fd);
+	uring_post(&ring, 0, buf(0), 64);
+	uring_post(&ring, 1, buf(1), 64);
+	uring_post(&ring, 2, buf(2), 64);
 	ck_assert_uint_eq(serve_ring(&s), 2);
-	assert_used(0, 0, 64);
-	assert_used(1, 1, 16);
+	uring_assert_used(&ring, 0, 0, 64);
+	uring_assert_used(&ring, 1, 1, 16);
 	for (i = 0; i < 16; i++)
 		ck_assert_uint_eq(host(buf(1))[i], pattern(64 + i));
 	/* 100 granted, 80 delivered; the third got 20 and gave them back. */
-	ck_assert_uint_eq(rl.used[0], 80);
+	ck_assert_uint_eq(ug.rl.used[0], 80);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 2);
-	ck_assert_uint_eq(used_idx(), 2);
+	ck_assert_uint_eq(uring_used_idx(&ring), 2);
 	ck_assert(!s.timer_wait);
-	ck_assert_uint_eq(stats().bytes, 80);
+	ck_assert_uint_eq(uguest_stats(&ug).bytes, 80);
 }
 END_TEST
 
@@ -805,31 +645,31 @@ START_TEST(sigbus_in_gather_gives_back_all)
 	unsigned lines;
 
 	begin(false);
-	post(0, buf(0), 16);
+	uring_post(&ring, 0, buf(0), 16);
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	(void)counter(call);
 
-	post(1, buf(1), 64);
+	uring_post(&ring, 1, buf(1), 64);
 	put_desc_at(GPA_B, buf(2), 64, W, 0);
-	put_desc(2, GPA_B, 16, I, 0);
-	offer(2);
+	uring_desc(&ring, 2, GPA_B, 16, I, 0);
+	uring_offer(&ring, 2);
 	memset(host(buf(1)), 0, 64);
-	ck_assert_int_eq(ftruncate(memfd_b, 0), 0);
+	ck_assert_int_eq(ftruncate(mem_b.fd, 0), 0);
 	/* From here on nobody touches mem_b. */
 
-	capture_start();
+	unit_capture_start(&cap);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert_uint_eq(serve_ring(&s), 0);	/* reported once only */
 	serve_report_broken(&s);
 	lines = capture_end("virtqueue broken");
 
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 1);
-	ck_assert_uint_eq(used_idx(), 1);
+	ck_assert_uint_eq(uring_used_idx(&ring), 1);
 	ck_assert(all_zero(host(buf(1)), 64));
 	ck_assert(dev.vq.broken);
 	ck_assert_ptr_nonnull(dev.vq.broken_why);
 	ck_assert_ptr_nonnull(strstr(dev.vq.broken_why, "vanished"));
-	st = stats();
+	st = uguest_stats(&ug);
 	ck_assert_uint_eq(st.errors, 1);
 	ck_assert_uint_eq(st.requests, 1);
 	ck_assert_uint_eq(counter(err_fd), 1);
@@ -850,18 +690,18 @@ START_TEST(efault_in_fill_gives_back)
 
 	use_file_source(4096);
 	begin(false);
-	post(0, GPA_B, 2048);
-	ck_assert_int_eq(ftruncate(memfd_b, 0), 0);
-	capture_start();
+	uring_post(&ring, 0, GPA_B, 2048);
+	ck_assert_int_eq(ftruncate(mem_b.fd, 0), 0);
+	unit_capture_start(&cap);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	lines = capture_end("virtqueue broken");
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 0);
-	ck_assert_uint_eq(used_idx(), 0);
+	ck_assert_uint_eq(uring_used_idx(&ring), 0);
 	ck_assert(dev.vq.broken);
 	ck_assert_ptr_nonnull(strstr(dev.vq.broken_why, "not writable"));
-	ck_assert_uint_eq(stats().errors, 1);
-	ck_assert_uint_eq(stats().bytes, 0);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 1);
+	ck_assert_uint_eq(uguest_stats(&ug).bytes, 0);
 	ck_assert_uint_eq(counter(err_fd), 1);
 	ck_assert_msg(lines == 1, "%u log lines:\n%s", lines, out);
 }
@@ -879,20 +719,20 @@ START_TEST(sigbus_in_pool_copy_no_reuse)
 	uint8_t seen[32];
 
 	begin(false);
-	put_desc(0, buf(0), 32, W | N, 1);
-	put_desc(1, GPA_B, 32, W, 0);
-	offer(0);
-	ck_assert_int_eq(ftruncate(memfd_b, 0), 0);
+	uring_desc(&ring, 0, buf(0), 32, W | N, 1);
+	uring_desc(&ring, 1, GPA_B, 32, W, 0);
+	uring_offer(&ring, 0);
+	ck_assert_int_eq(ftruncate(mem_b.fd, 0), 0);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert(dev.vq.broken);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 0);
 	memcpy(seen, host(buf(0)), 32);
 	ck_assert(!all_zero(seen, 32));		/* the copy into A landed */
 
-	ck_assert_int_eq(ftruncate(memfd_b, (off_t)B_SIZE), 0);
+	ck_assert_int_eq(ftruncate(mem_b.fd, (off_t)B_SIZE), 0);
 	restart_ring();
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	assert_used(0, 0, 64);
+	uring_assert_used(&ring, 0, 0, 64);
 	/*
 	 * The bytes copied before the SIGBUS left the pool with it
 	 * (entropy_read_pooled takes them before it copies; the guard
@@ -913,29 +753,29 @@ START_TEST(report_once_per_break)
 	unsigned lines;
 
 	begin(false);
-	capture_start();
-	post(0, buf(0), 64);
-	*avail16(2) = htole16(QSZ);		/* head out of range */
+	unit_capture_start(&cap);
+	uring_post(&ring, 0, buf(0), 64);
+	*uring_avail16(&ring, 2) = htole16(QSZ);	/* head out of range */
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert(dev.vq.broken);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	serve_report_broken(&s);
 	serve_report_broken(&s);
-	ck_assert_uint_eq(stats().errors, 1);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 1);
 	ck_assert_uint_eq(counter(err_fd), 1);
 
 	/* Restarted; the driver fixed the entry: served. */
 	restart_ring();
-	*avail16(2) = htole16(0);
+	*uring_avail16(&ring, 2) = htole16(0);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	ck_assert_uint_eq(stats().errors, 1);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 1);
 	/* Broken again: a new report. */
-	post(1, buf(1), 64);
-	*avail16(3) = htole16(0xffff);
+	uring_post(&ring, 1, buf(1), 64);
+	*uring_avail16(&ring, 3) = htole16(0xffff);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	lines = capture_end("virtqueue broken");
-	ck_assert_uint_eq(stats().errors, 2);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 2);
 	ck_assert_uint_eq(counter(err_fd), 1);
 	ck_assert_msg(lines == 2, "%u log lines:\n%s", lines, out);
 	ck_assert_ptr_nonnull(strstr(out, "(65535, 512)"));
@@ -952,11 +792,11 @@ START_TEST(report_again_when_restart_breaks_at_once)
 	unsigned lines;
 
 	begin(false);
-	capture_start();
-	post(0, buf(0), 64);
-	*avail16(2) = htole16(QSZ);
+	unit_capture_start(&cap);
+	uring_post(&ring, 0, buf(0), 64);
+	*uring_avail16(&ring, 2) = htole16(QSZ);
 	ck_assert_uint_eq(serve_ring(&s), 0);
-	ck_assert_uint_eq(stats().errors, 1);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 1);
 	restart_ring();
 	ck_assert(!dev.vq.broken);
 	ck_assert_uint_eq(serve_ring(&s), 0);
@@ -967,10 +807,10 @@ START_TEST(report_again_when_restart_breaks_at_once)
 	 * unbroken; it is a second break all the same (vq->breaks), logged,
 	 * counted and signalled.
 	 */
-	ck_assert_msg(stats().errors == 2 && lines == 2, "a ring restarted "
-	    "and broken again in its first pass was not reported (errors "
-	    "%llu, log lines %u)",
-	    (unsigned long long)stats().errors, lines);
+	ck_assert_msg(uguest_stats(&ug).errors == 2 && lines == 2, "a ring "
+	    "restarted and broken again in its first pass was not reported "
+	    "(errors %llu, log lines %u)",
+	    (unsigned long long)uguest_stats(&ug).errors, lines);
 	ck_assert_uint_eq(counter(err_fd), 2);
 }
 END_TEST
@@ -984,19 +824,19 @@ START_TEST(break_outside_serve_reported_by_serve_ring)
 	unsigned lines;
 
 	begin(false);
-	capture_start();
+	unit_capture_start(&cap);
 	virtq_break(&dev.vq, "kick eventfd does not drain (test)");
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	lines = capture_end("does not drain (test)");
 	ck_assert_uint_eq(lines, 1);
-	ck_assert_uint_eq(stats().errors, 1);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 1);
 	ck_assert_uint_eq(counter(err_fd), 1);
 	/* serve_break_ring: the first reason is kept, nothing new counted. */
 	serve_break_ring(&s, "another reason");
 	ck_assert_str_eq(dev.vq.broken_why,
 	    "kick eventfd does not drain (test)");
-	ck_assert_uint_eq(stats().errors, 1);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 1);
 }
 END_TEST
 
@@ -1015,9 +855,9 @@ poster_main(void *arg)
 	struct poster *p = arg;
 
 	sleep_ms(p->delay_ms);
-	p->flags_seen = used_flags();
-	p->avail_event_seen = avail_event();
-	post(p->id, buf(p->id), 64);
+	p->flags_seen = uring_used_flags(&ring);
+	p->avail_event_seen = uring_avail_event(&ring);
+	uring_post(&ring, p->id, buf(p->id), 64);
 	return NULL;
 }
 
@@ -1044,9 +884,9 @@ START_TEST(spin_finds_posted_buffer)
 	int ep = an_epoll();
 
 	begin(false);
-	post(0, buf(0), 64);
+	uring_post(&ring, 0, buf(0), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	ck_assert_uint_eq(used_flags(), 0);
+	ck_assert_uint_eq(uring_used_flags(&ring), 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, poster_main, &p), 0);
 	until = monotonic_ns() + 10000 * MS;
 	ck_assert_int_eq(serve_spin(&s, until, ep), SPIN_FOUND);
@@ -1055,13 +895,13 @@ START_TEST(spin_finds_posted_buffer)
 	ck_assert_uint_eq(p.flags_seen, VRING_USED_F_NO_NOTIFY);
 	ck_assert(s.polling);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	assert_used(1, 1, 64);
+	uring_assert_used(&ring, 1, 1, 64);
 	/* Still polling: no kick asked for yet. */
-	ck_assert_uint_eq(used_flags(), VRING_USED_F_NO_NOTIFY);
+	ck_assert_uint_eq(uring_used_flags(&ring), VRING_USED_F_NO_NOTIFY);
 	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + MS, ep), SPIN_TIMEOUT);
 	ck_assert(!s.polling);
 	ck_assert_uint_eq(serve_ring(&s), 0);
-	ck_assert_uint_eq(used_flags(), 0);
+	ck_assert_uint_eq(uring_used_flags(&ring), 0);
 	close(ep);
 }
 END_TEST
@@ -1113,21 +953,22 @@ START_TEST(spin_event_idx_leaves_avail_event)
 	int ep = an_epoll();
 
 	begin(true);
-	set_used_event(0xffff);
-	post(0, buf(0), 64);
+	uring_set_used_event(&ring, 0xffff);
+	uring_post(&ring, 0, buf(0), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	ck_assert_uint_eq(avail_event(), 1);
+	ck_assert_uint_eq(uring_avail_event(&ring), 1);
 	ck_assert_int_eq(pthread_create(&t, NULL, poster_main, &p), 0);
 	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
 	    ep), SPIN_FOUND);
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	ck_assert_uint_eq(p.avail_event_seen, 1);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	ck_assert_uint_eq(avail_event(), 1);
-	ck_assert_uint_eq(used_flags(), 0);	/* no flag with EVENT_IDX */
+	ck_assert_uint_eq(uring_avail_event(&ring), 1);
+	/* No flag with EVENT_IDX. */
+	ck_assert_uint_eq(uring_used_flags(&ring), 0);
 	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + MS, ep), SPIN_TIMEOUT);
 	ck_assert_uint_eq(serve_ring(&s), 0);
-	ck_assert_uint_eq(avail_event(), 2);
+	ck_assert_uint_eq(uring_avail_event(&ring), 2);
 	close(ep);
 }
 END_TEST
@@ -1142,12 +983,12 @@ START_TEST(spin_not_runnable)
 	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
 	    ep), SPIN_TIMEOUT);
 	ck_assert(!s.polling);
-	ck_assert_uint_eq(used_flags(), 0);
+	ck_assert_uint_eq(uring_used_flags(&ring), 0);
 	dev.enabled = true;
 	s.timer_wait = true;
 	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
 	    ep), SPIN_TIMEOUT);
-	ck_assert_uint_eq(used_flags(), 0);
+	ck_assert_uint_eq(uring_used_flags(&ring), 0);
 	close(ep);
 }
 END_TEST
@@ -1161,9 +1002,9 @@ START_TEST(spin_sigbus_breaks_ring)
 	int ep = an_epoll();
 
 	begin(false);
-	ck_assert_int_eq(ftruncate(memfd_a, 0), 0);
+	ck_assert_int_eq(ftruncate(mem_a.fd, 0), 0);
 	/* From here on nobody touches mem_a. */
-	capture_start();
+	unit_capture_start(&cap);
 	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
 	    ep), SPIN_TIMEOUT);
 	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
@@ -1172,7 +1013,7 @@ START_TEST(spin_sigbus_breaks_ring)
 	ck_assert_uint_eq(capture_end("virtqueue broken"), 1);
 	ck_assert(dev.vq.broken);
 	ck_assert(!s.polling);
-	ck_assert_uint_eq(stats().errors, 1);
+	ck_assert_uint_eq(uguest_stats(&ug).errors, 1);
 	ck_assert_uint_eq(counter(err_fd), 1);
 	close(ep);
 }
@@ -1192,15 +1033,15 @@ START_TEST(spin_mode_ends_when_ring_breaks)
 	int ep = an_epoll();
 
 	begin(false);
-	post(0, buf(0), 64);
+	uring_post(&ring, 0, buf(0), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	ck_assert_int_eq(pthread_create(&t, NULL, poster_main, &p), 0);
 	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
 	    ep), SPIN_FOUND);
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	ck_assert_uint_eq(used_flags(), VRING_USED_F_NO_NOTIFY);
+	ck_assert_uint_eq(uring_used_flags(&ring), VRING_USED_F_NO_NOTIFY);
 	/* The request found by the spin is hostile. */
-	*avail16(2 + 1) = htole16(QSZ);
+	*uring_avail16(&ring, 2 + 1) = htole16(QSZ);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert(dev.vq.broken);
 	/* What guest_loop does next: spin (refused), then a pass. */
@@ -1208,8 +1049,8 @@ START_TEST(spin_mode_ends_when_ring_breaks)
 	    ep), SPIN_TIMEOUT);
 	(void)serve_ring(&s);
 	/* Restarted at base 1 with the bad request taken back. */
-	drv_avail = 1;
-	__atomic_store_n(avail16(1), htole16(1), __ATOMIC_RELEASE);
+	ring.avail_idx = 1;
+	__atomic_store_n(uring_avail16(&ring, 1), htole16(1), __ATOMIC_RELEASE);
 	dev.vq.last_avail_idx = 1;
 	restart_ring();
 	ck_assert_uint_eq(serve_ring(&s), 0);
@@ -1217,9 +1058,10 @@ START_TEST(spin_mode_ends_when_ring_breaks)
 	 * serve_spin's early return (ring not runnable, timer or source
 	 * wait) ends polling, so gather asks for kicks again.
 	 */
-	ck_assert_msg(used_flags() == 0 && !s.polling, "after the ring broke "
-	    "in polling mode and was restarted, kicks stay off (used->flags "
-	    "0x%x, s->polling %d)", used_flags(), (int)s.polling);
+	ck_assert_msg(uring_used_flags(&ring) == 0 && !s.polling, "after the "
+	    "ring broke in polling mode and was restarted, kicks stay off "
+	    "(used->flags 0x%x, s->polling %d)", uring_used_flags(&ring),
+	    (int)s.polling);
 	close(ep);
 }
 END_TEST

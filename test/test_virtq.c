@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "unit.h"
+#include "unit_ring.h"
 #include "virtq.h"
 
 #define PAGE		4096ull
@@ -98,12 +99,8 @@ static void
 put_desc_at(uint64_t gpa, uint64_t addr, uint32_t len, uint16_t flags,
     uint16_t next)
 {
-	struct vring_desc d;
+	struct vring_desc d = unit_desc(addr, len, flags, next);
 
-	d.addr = htole64(addr);
-	d.len = htole32(len);
-	d.flags = htole16(flags);
-	d.next = htole16(next);
 	guest_write(gpa, &d, sizeof(d));
 }
 
