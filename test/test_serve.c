@@ -188,13 +188,6 @@ use_file_source(size_t len)
 	uguest_source(&ug, path);
 }
 
-static void
-use_ratelimit(uint64_t max_bytes)
-{
-	/* One period of 60 s starting now covers the whole test. */
-	uguest_ratelimit(&ug, max_bytes, 60000, monotonic_ns());
-}
-
 /*
  * The ring as the vhost-user handshake leaves it: memory table, size,
  * addresses, started and enabled, call and err eventfds (the device owns
@@ -229,6 +222,26 @@ begin(bool event_idx)
 	serve_init(&s, &dev, &ug.slot, timer_fd);
 }
 
+/* begin(false) with a rate limit of max_bytes per period. */
+static void
+begin_limited(uint64_t max_bytes)
+{
+	begin(false);
+	/* One period of 60 s starting now covers the whole test. */
+	uguest_ratelimit(&ug, max_bytes, 60000, monotonic_ns());
+	serve_init(&s, &dev, &ug.slot, timer_fd);
+}
+
+/* Requests 0..n-1 of len bytes each, request i in buf(i % 64). */
+static void
+post_n(unsigned n, uint32_t len)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		uring_post(&ring, i, buf(i % 64), len);
+}
+
 /* What SET_VRING_KICK does to a ring: restarted, broken latch cleared. */
 static void
 restart_ring(void)
@@ -236,6 +249,20 @@ restart_ring(void)
 	dev.started = true;
 	dev.vq.broken = false;
 	dev.vq.mapped = false;
+}
+
+/*
+ * begin(false), stderr captured, and a request whose head is out of range
+ * (avail ring entry 0): the first pass breaks the ring.
+ */
+static void
+begin_broken(void)
+{
+	begin(false);
+	unit_capture_start(&cap);
+	uring_post(&ring, 0, buf(0), 64);
+	*uring_avail16(&ring, 2) = htole16(QSZ);
+	ck_assert_uint_eq(serve_ring(&s), 0);
 }
 
 /* --- fixture --------------------------------------------------------- */
@@ -424,11 +451,8 @@ END_TEST
 /* Four requests, one pass: one call eventfd signal for the batch. */
 START_TEST(one_call_per_batch)
 {
-	unsigned i;
-
 	begin(false);
-	for (i = 0; i < 4; i++)
-		uring_post(&ring, i, buf(i), 64);
+	post_n(4, 64);
 	ck_assert_uint_eq(serve_ring(&s), 4);
 	ck_assert_uint_eq(uring_used_idx(&ring), 4);
 	ck_assert_uint_eq(counter(call), 1);
@@ -468,11 +492,8 @@ END_TEST
  */
 START_TEST(pass_limit_256_requests)
 {
-	unsigned i;
-
 	begin(false);
-	for (i = 0; i < 300; i++)
-		uring_post(&ring, i, buf(i % 64), 1);
+	post_n(300, 1);
 	ck_assert_uint_eq(serve_ring(&s), 256);
 	ck_assert(s.more);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 256);
@@ -509,8 +530,7 @@ START_TEST(eof_request_goes_back)
 {
 	use_file_source(10);
 	begin(false);
-	uring_post(&ring, 0, buf(0), 64);
-	uring_post(&ring, 1, buf(1), 64);
+	post_n(2, 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	uring_assert_used(&ring, 0, 0, 10);
 	ck_assert_uint_eq(dev.vq.last_avail_idx, 1);
@@ -555,12 +575,8 @@ END_TEST
  */
 START_TEST(grant_trims_batch)
 {
-	begin(false);
-	use_ratelimit(100);
-	serve_init(&s, &dev, &ug.slot, timer_fd);
-	uring_post(&ring, 0, buf(0), 64);
-	uring_post(&ring, 1, buf(1), 64);
-	uring_post(&ring, 2, buf(2), 64);
+	begin_limited(100);
+	post_n(3, 64);
 	ck_assert_uint_eq(serve_ring(&s), 2);
 	uring_assert_used(&ring, 0, 0, 64);
 	uring_assert_used(&ring, 1, 1, 36);
@@ -587,9 +603,7 @@ END_TEST
 /* A grant exactly the size of the request: served whole, then held. */
 START_TEST(grant_exactly_request)
 {
-	begin(false);
-	use_ratelimit(64);
-	serve_init(&s, &dev, &ug.slot, timer_fd);
+	begin_limited(64);
 	uring_post(&ring, 0, buf(0), 64);
 	uring_post(&ring, 1, buf(1), 1);
 	ck_assert_uint_eq(serve_ring(&s), 1);
@@ -610,12 +624,8 @@ START_TEST(unused_grant_goes_back)
 	unsigned i;
 
 	use_file_source(80);
-	begin(false);
-	use_ratelimit(100);
-	serve_init(&s, &dev, &ug.slot, timer_fd);
-	uring_post(&ring, 0, buf(0), 64);
-	uring_post(&ring, 1, buf(1), 64);
-	uring_post(&ring, 2, buf(2), 64);
+	begin_limited(100);
+	post_n(3, 64);
 	ck_assert_uint_eq(serve_ring(&s), 2);
 	uring_assert_used(&ring, 0, 0, 64);
 	uring_assert_used(&ring, 1, 1, 16);
@@ -752,11 +762,7 @@ START_TEST(report_once_per_break)
 {
 	unsigned lines;
 
-	begin(false);
-	unit_capture_start(&cap);
-	uring_post(&ring, 0, buf(0), 64);
-	*uring_avail16(&ring, 2) = htole16(QSZ);	/* head out of range */
-	ck_assert_uint_eq(serve_ring(&s), 0);
+	begin_broken();
 	ck_assert(dev.vq.broken);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	serve_report_broken(&s);
@@ -791,11 +797,7 @@ START_TEST(report_again_when_restart_breaks_at_once)
 {
 	unsigned lines;
 
-	begin(false);
-	unit_capture_start(&cap);
-	uring_post(&ring, 0, buf(0), 64);
-	*uring_avail16(&ring, 2) = htole16(QSZ);
-	ck_assert_uint_eq(serve_ring(&s), 0);
+	begin_broken();
 	ck_assert_uint_eq(uguest_stats(&ug).errors, 1);
 	restart_ring();
 	ck_assert(!dev.vq.broken);
@@ -870,6 +872,29 @@ an_epoll(void)
 	return fd;
 }
 
+/* A spin's end far enough away that only its result ends it. */
+static uint64_t
+in_10s(void)
+{
+	return monotonic_ns() + 10000 * MS;
+}
+
+/*
+ * serve_spin until `until` while another thread posts request 1 after
+ * 20 ms: the spin finds it.  Returns what the poster saw.
+ */
+static struct poster
+spin_finds_post(int ep, uint64_t until)
+{
+	struct poster p = { .delay_ms = 20, .id = 1 };
+	pthread_t t;
+
+	ck_assert_int_eq(pthread_create(&t, NULL, poster_main, &p), 0);
+	ck_assert_int_eq(serve_spin(&s, until, ep), SPIN_FOUND);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	return p;
+}
+
 /*
  * Without EVENT_IDX: a buffer posted by another thread while the device
  * spins is found (true); the driver saw VRING_USED_F_NO_NOTIFY while the
@@ -878,8 +903,7 @@ an_epoll(void)
  */
 START_TEST(spin_finds_posted_buffer)
 {
-	struct poster p = { .delay_ms = 20, .id = 1 };
-	pthread_t t;
+	struct poster p;
 	uint64_t until;
 	int ep = an_epoll();
 
@@ -887,10 +911,8 @@ START_TEST(spin_finds_posted_buffer)
 	uring_post(&ring, 0, buf(0), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	ck_assert_uint_eq(uring_used_flags(&ring), 0);
-	ck_assert_int_eq(pthread_create(&t, NULL, poster_main, &p), 0);
-	until = monotonic_ns() + 10000 * MS;
-	ck_assert_int_eq(serve_spin(&s, until, ep), SPIN_FOUND);
-	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	until = in_10s();
+	p = spin_finds_post(ep, until);
 	ck_assert_uint_lt(monotonic_ns(), until);
 	ck_assert_uint_eq(p.flags_seen, VRING_USED_F_NO_NOTIFY);
 	ck_assert(s.polling);
@@ -932,7 +954,7 @@ START_TEST(spin_ends_for_epoll_event)
 
 	begin(false);
 	ck_assert_int_eq(epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev), 0);
-	until = monotonic_ns() + 10000 * MS;
+	until = in_10s();
 	ck_assert_int_eq(serve_spin(&s, until, ep), SPIN_EVENT);
 	ck_assert_uint_lt(monotonic_ns(), until - 5000 * MS);
 	/* The event is still there for epoll_wait: not taken. */
@@ -948,8 +970,7 @@ END_TEST
  */
 START_TEST(spin_event_idx_leaves_avail_event)
 {
-	struct poster p = { .delay_ms = 20, .id = 1 };
-	pthread_t t;
+	struct poster p;
 	int ep = an_epoll();
 
 	begin(true);
@@ -957,10 +978,7 @@ START_TEST(spin_event_idx_leaves_avail_event)
 	uring_post(&ring, 0, buf(0), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	ck_assert_uint_eq(uring_avail_event(&ring), 1);
-	ck_assert_int_eq(pthread_create(&t, NULL, poster_main, &p), 0);
-	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
-	    ep), SPIN_FOUND);
-	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	p = spin_finds_post(ep, in_10s());
 	ck_assert_uint_eq(p.avail_event_seen, 1);
 	ck_assert_uint_eq(serve_ring(&s), 1);
 	ck_assert_uint_eq(uring_avail_event(&ring), 1);
@@ -980,14 +998,12 @@ START_TEST(spin_not_runnable)
 
 	begin(false);
 	dev.enabled = false;
-	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
-	    ep), SPIN_TIMEOUT);
+	ck_assert_int_eq(serve_spin(&s, in_10s(), ep), SPIN_TIMEOUT);
 	ck_assert(!s.polling);
 	ck_assert_uint_eq(uring_used_flags(&ring), 0);
 	dev.enabled = true;
 	s.timer_wait = true;
-	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
-	    ep), SPIN_TIMEOUT);
+	ck_assert_int_eq(serve_spin(&s, in_10s(), ep), SPIN_TIMEOUT);
 	ck_assert_uint_eq(uring_used_flags(&ring), 0);
 	close(ep);
 }
@@ -1005,10 +1021,8 @@ START_TEST(spin_sigbus_breaks_ring)
 	ck_assert_int_eq(ftruncate(mem_a.fd, 0), 0);
 	/* From here on nobody touches mem_a. */
 	unit_capture_start(&cap);
-	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
-	    ep), SPIN_TIMEOUT);
-	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
-	    ep), SPIN_TIMEOUT);
+	ck_assert_int_eq(serve_spin(&s, in_10s(), ep), SPIN_TIMEOUT);
+	ck_assert_int_eq(serve_spin(&s, in_10s(), ep), SPIN_TIMEOUT);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert_uint_eq(capture_end("virtqueue broken"), 1);
 	ck_assert(dev.vq.broken);
@@ -1028,25 +1042,19 @@ END_TEST
  */
 START_TEST(spin_mode_ends_when_ring_breaks)
 {
-	struct poster p = { .delay_ms = 20, .id = 1 };
-	pthread_t t;
 	int ep = an_epoll();
 
 	begin(false);
 	uring_post(&ring, 0, buf(0), 64);
 	ck_assert_uint_eq(serve_ring(&s), 1);
-	ck_assert_int_eq(pthread_create(&t, NULL, poster_main, &p), 0);
-	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
-	    ep), SPIN_FOUND);
-	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	(void)spin_finds_post(ep, in_10s());
 	ck_assert_uint_eq(uring_used_flags(&ring), VRING_USED_F_NO_NOTIFY);
 	/* The request found by the spin is hostile. */
 	*uring_avail16(&ring, 2 + 1) = htole16(QSZ);
 	ck_assert_uint_eq(serve_ring(&s), 0);
 	ck_assert(dev.vq.broken);
 	/* What guest_loop does next: spin (refused), then a pass. */
-	ck_assert_int_eq(serve_spin(&s, monotonic_ns() + 10000 * MS,
-	    ep), SPIN_TIMEOUT);
+	ck_assert_int_eq(serve_spin(&s, in_10s(), ep), SPIN_TIMEOUT);
 	(void)serve_ring(&s);
 	/* Restarted at base 1 with the bad request taken back. */
 	ring.avail_idx = 1;
