@@ -9,6 +9,26 @@
 
 #include "it.h"
 
+/*
+ * Posts one fresh buffer of len bytes and kicks; after a round trip (the
+ * daemon has seen the kick) nothing is used within ms: the request is
+ * held.  Returns the buffer's gpa, and its head in *head if not NULL.
+ */
+static uint64_t
+post_held(struct fe *fe, uint32_t len, int ms, int *head)
+{
+	uint64_t gpa = fe_alloc(fe, len, 64);
+	int h = fe_post1(fe, gpa, len);
+
+	ck_assert_int_ge(h, 0);
+	fe_kick(fe);
+	IT_OK(fe_sync(fe));
+	ck_assert_uint_eq(fe_wait_used(fe, 1, ms), 0);
+	if (head != NULL)
+		*head = h;
+	return gpa;
+}
+
 START_TEST(handshake_offers_features)
 {
 	struct vd vd;
@@ -184,11 +204,7 @@ START_TEST(enable_with_protocol_features_waits_for_enable)
 	fe_cfg_init(&cfg);
 	cfg.enable = false;
 	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
-	gpa = fe_alloc(&fe, 256, 64);
-	ck_assert(fe_post1(&fe, gpa, 256) >= 0);
-	fe_kick(&fe);
-	IT_OK(fe_sync(&fe));
-	ck_assert_uint_eq(fe_wait_used(&fe, 1, 300), 0);
+	gpa = post_held(&fe, 256, 300, NULL);
 	ck_assert_uint_eq(fe_canary_count(&fe, gpa, 256), 256);
 
 	IT_OK(fe_set_state(&fe, FE_SET_VRING_ENABLE, 0, 1, true));
@@ -213,12 +229,7 @@ START_TEST(disable_holds_requests_until_enabled)
 	IT_SERVE(&fe, 64, &vd);
 
 	IT_OK(fe_set_state(&fe, FE_SET_VRING_ENABLE, 0, 0, true));
-	gpa = fe_alloc(&fe, 512, 64);
-	head = fe_post1(&fe, gpa, 512);
-	ck_assert_int_ge(head, 0);
-	fe_kick(&fe);
-	IT_OK(fe_sync(&fe));
-	ck_assert_uint_eq(fe_wait_used(&fe, 1, 300), 0);
+	gpa = post_held(&fe, 512, 300, &head);
 	ck_assert_uint_eq(fe_canary_count(&fe, gpa, 512), 512);
 
 	IT_OK(fe_set_state(&fe, FE_SET_VRING_ENABLE, 0, 1, true));
@@ -236,7 +247,6 @@ START_TEST(vring_base_reports_avail_index_and_restarts)
 	struct vd vd;
 	struct fe fe;
 	uint32_t base;
-	uint64_t gpa;
 	int i;
 
 	fe_cfg_init(&cfg);
@@ -247,11 +257,7 @@ START_TEST(vring_base_reports_avail_index_and_restarts)
 	ck_assert_uint_eq(base, 7);
 
 	/* Posted while stopped: held, not lost. */
-	gpa = fe_alloc(&fe, 64, 64);
-	ck_assert(fe_post1(&fe, gpa, 64) >= 0);
-	fe_kick(&fe);
-	IT_OK(fe_sync(&fe));
-	ck_assert_uint_eq(fe_wait_used(&fe, 1, 300), 0);
+	(void)post_held(&fe, 64, 300, NULL);
 
 	/* Same ring, continue where it stopped. */
 	IT_OK(fe_ring_start(&fe, (uint16_t)base));
@@ -301,7 +307,6 @@ START_TEST(reset_device_then_set_up_again)
 	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
-	uint64_t gpa;
 
 	fe_cfg_init(&cfg);
 	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
@@ -310,11 +315,7 @@ START_TEST(reset_device_then_set_up_again)
 	ck_assert_int_eq(fe_request(&fe, FE_RESET_DEVICE, NULL, 0, NULL, 0,
 	    true), 0);
 	/* Reset: nothing is served. */
-	gpa = fe_alloc(&fe, 64, 64);
-	ck_assert(fe_post1(&fe, gpa, 64) >= 0);
-	fe_kick(&fe);
-	IT_OK(fe_sync(&fe));
-	ck_assert_uint_eq(fe_wait_used(&fe, 1, 200), 0);
+	(void)post_held(&fe, 64, 200, NULL);
 	/* Everything again, from a fresh ring. */
 	fe_ring_reset(&fe, 0);
 	IT_OK(fe_setup(&fe, &cfg));
