@@ -216,6 +216,20 @@ peer_sees_hangup(void)
 	return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
+/*
+ * The statistics of a guest that connected once and made no error;
+ * returned for the test's other checks.
+ */
+static struct guest_stats
+one_clean_connect(void)
+{
+	struct guest_stats st = uguest_stats(&ug);
+
+	ck_assert_uint_eq(st.connects, 1);
+	ck_assert_uint_eq(st.errors, 0);
+	return st;
+}
+
 /* --- the front-end side: messages ------------------------------------ */
 
 static void
@@ -496,9 +510,7 @@ START_TEST(ends_when_peer_closes)
 	/* The conn fd (the thread's) and the peer (closed above). */
 	ck_assert_int_eq(unit_count_fds(), before - 2);
 	ck_assert_int_eq(memfd_maps(), 1);
-	st = uguest_stats(&ug);
-	ck_assert_uint_eq(st.connects, 1);
-	ck_assert_uint_eq(st.errors, 0);
+	st = one_clean_connect();
 	ck_assert_uint_eq(st.requests, 1);
 	ck_assert_uint_eq(st.bytes, 32);
 }
@@ -507,24 +519,17 @@ END_TEST
 /* A connection that never says anything is counted and ends cleanly. */
 START_TEST(ends_when_silent_peer_closes)
 {
-	struct guest_stats st;
-
 	start();
 	close_fd(&peer);
 	ck_assert(ended_within(PROMPT_MS));
 	ck_assert(conn_closed());
-	st = uguest_stats(&ug);
-	ck_assert_uint_eq(st.connects, 1);
-	ck_assert_uint_eq(st.errors, 0);
-	ck_assert_uint_eq(st.bytes, 0);
+	ck_assert_uint_eq(one_clean_connect().bytes, 0);
 }
 END_TEST
 
 /* Stopped between two handshake messages. */
 START_TEST(stop_mid_handshake)
 {
-	struct guest_stats st;
-
 	start();
 	drv_none(VU_SET_OWNER);
 	drv_u64(VU_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1);
@@ -532,9 +537,7 @@ START_TEST(stop_mid_handshake)
 	stop_and_end();
 	ck_assert(conn_closed());
 	ck_assert(peer_sees_hangup());
-	st = uguest_stats(&ug);
-	ck_assert_uint_eq(st.connects, 1);
-	ck_assert_uint_eq(st.errors, 0);
+	(void)one_clean_connect();
 }
 END_TEST
 
@@ -582,11 +585,9 @@ START_TEST(serves_request_with_stats)
 	drv_post(0, 64);
 	ck_assert_msg(drv_wait_used(1, PROMPT_MS), "request not served");
 	uring_assert_used(&ring, 0, 0, 64);
-	st = uguest_stats(&ug);
+	st = one_clean_connect();
 	ck_assert_uint_eq(st.bytes, uring_used(&ring, 0).len);
 	ck_assert_uint_eq(st.requests, 1);
-	ck_assert_uint_eq(st.connects, 1);
-	ck_assert_uint_eq(st.errors, 0);
 	ck_assert_uint_eq(st.throttled_ns, 0);
 	for (i = 0; i < 64; i++)
 		nonzero += buf(0)[i] != 0;

@@ -212,6 +212,40 @@ pop(size_t max_len)
 	return virtq_pop(&vq, &mt, &req, max_len);
 }
 
+/* The next pop (max_len bytes at most) takes niov iovecs, len bytes. */
+static void
+expect_pop(size_t max_len, unsigned niov, size_t len)
+{
+	ck_assert_int_eq(pop(max_len), 1);
+	ck_assert_uint_eq(req.niov, niov);
+	ck_assert_uint_eq(req.len, len);
+}
+
+/* The request popped has this head and its iovecs start at gpa[0..n). */
+static void
+expect_head_at(uint16_t head, const uint64_t *gpa, unsigned n)
+{
+	unsigned i;
+
+	ck_assert_uint_eq(req.head, head);
+	for (i = 0; i < n; i++)
+		ck_assert_ptr_eq(req.iov[i].iov_base, host(gpa[i]));
+}
+
+/*
+ * Offers head 0 again, pops it and trims it to `to` bytes: len bytes in
+ * niov iovecs are left.
+ */
+static void
+pop_trimmed(size_t to, size_t len, unsigned niov)
+{
+	offer(0);
+	ck_assert_int_eq(pop(4096), 1);
+	virtq_req_trim(&req, to);
+	ck_assert_uint_eq(req.len, len);
+	ck_assert_uint_eq(req.niov, niov);
+}
+
 /*
  * The ring is broken now and stays broken: even a well-formed request
  * offered afterwards is not served.
@@ -390,11 +424,8 @@ START_TEST(pop_single)
 {
 	put_desc(3, BUF(1), 100, W, 0);
 	offer(3);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.head, 3);
-	ck_assert_uint_eq(req.niov, 1);
-	ck_assert_uint_eq(req.len, 100);
-	ck_assert_ptr_eq(req.iov[0].iov_base, host(BUF(1)));
+	expect_pop(4096, 1, 100);
+	expect_head_at(3, (uint64_t[]){ BUF(1) }, 1);
 	ck_assert_uint_eq(req.iov[0].iov_len, 100);
 	ck_assert_uint_eq(vq.last_avail_idx, 1);
 	ck_assert_int_eq(pop(4096), 0);
@@ -407,13 +438,8 @@ START_TEST(pop_chain)
 	put_desc(2, BUF(1), 20, W | N, 9);
 	put_desc(9, BUF(2), 30, W, 1);	/* next ignored without NEXT */
 	offer(5);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.head, 5);
-	ck_assert_uint_eq(req.niov, 3);
-	ck_assert_uint_eq(req.len, 60);
-	ck_assert_ptr_eq(req.iov[0].iov_base, host(BUF(0)));
-	ck_assert_ptr_eq(req.iov[1].iov_base, host(BUF(1)));
-	ck_assert_ptr_eq(req.iov[2].iov_base, host(BUF(2)));
+	expect_pop(4096, 3, 60);
+	expect_head_at(5, (uint64_t[]){ BUF(0), BUF(1), BUF(2) }, 3);
 	ck_assert_uint_eq(req.iov[2].iov_len, 30);
 }
 END_TEST
@@ -426,9 +452,7 @@ START_TEST(pop_chain_whole_table)
 	for (i = 0; i < vq.num; i++)
 		put_desc(i, BUF(i), 1, W | (i + 1 < vq.num ? N : 0), i + 1);
 	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.niov, vq.num);
-	ck_assert_uint_eq(req.len, vq.num);
+	expect_pop(4096, vq.num, vq.num);
 }
 END_TEST
 
@@ -439,9 +463,7 @@ START_TEST(pop_zero_length_member)
 	put_desc(1, BUF(1), 8, W | N, 2);
 	put_desc(2, GPA_HOLE, 0, W, 0);	/* no bytes: address not used */
 	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.niov, 1);
-	ck_assert_uint_eq(req.len, 8);
+	expect_pop(4096, 1, 8);
 	ck_assert_ptr_eq(req.iov[0].iov_base, host(BUF(1)));
 }
 END_TEST
@@ -453,14 +475,9 @@ START_TEST(pop_indirect)
 	put_ind(IND(0), 1, BUF(1), 64, W, 0);
 	put_desc(7, IND(0), 3 * 16, I, 0);
 	offer(7);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.head, 7);
-	ck_assert_uint_eq(req.niov, 3);
-	ck_assert_uint_eq(req.len, 112);
-	ck_assert_ptr_eq(req.iov[0].iov_base, host(BUF(0)));
-	ck_assert_ptr_eq(req.iov[1].iov_base, host(BUF(2)));
-	ck_assert_ptr_eq(req.iov[2].iov_base, host(BUF(1)));
+	expect_pop(4096, 3, 112);
 	ck_assert_uint_eq(req.iov[2].iov_len, 64);
+	expect_head_at(7, (uint64_t[]){ BUF(0), BUF(2), BUF(1) }, 3);
 }
 END_TEST
 
@@ -476,13 +493,8 @@ START_TEST(pop_chain_then_indirect)
 	put_desc(4, BUF(0), 10, W | N, 9);
 	put_desc(9, IND(0), 32, I, 0);
 	offer(4);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.head, 4);
-	ck_assert_uint_eq(req.niov, 3);
-	ck_assert_uint_eq(req.len, 60);
-	ck_assert_ptr_eq(req.iov[0].iov_base, host(BUF(0)));
-	ck_assert_ptr_eq(req.iov[1].iov_base, host(BUF(1)));
-	ck_assert_ptr_eq(req.iov[2].iov_base, host(BUF(2)));
+	expect_pop(4096, 3, 60);
+	expect_head_at(4, (uint64_t[]){ BUF(0), BUF(1), BUF(2) }, 3);
 }
 END_TEST
 
@@ -510,9 +522,7 @@ START_TEST(pop_indirect_spanning_regions)
 	put_ind(table, 2, GPA_B + 0x100, 30, W, 0);	/* B only */
 	put_desc(0, table, 48, I, 0);
 	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.niov, 3);
-	ck_assert_uint_eq(req.len, 60);
+	expect_pop(4096, 3, 60);
 	ck_assert_ptr_eq(req.iov[1].iov_base, host(BUF(1)));
 	ck_assert_ptr_eq(req.iov[2].iov_base, host(GPA_B + 0x100));
 }
@@ -532,9 +542,7 @@ START_TEST(pop_indirect_chain_of_queue_size)
 		    i + 1);
 	put_desc(0, IND(0), 2 * vq.num * 16, I, 0);
 	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.niov, vq.num);
-	ck_assert_uint_eq(req.len, vq.num);
+	expect_pop(4096, vq.num, vq.num);
 }
 END_TEST
 
@@ -543,9 +551,7 @@ START_TEST(pop_buffer_spanning_regions)
 {
 	put_desc(0, GPA_B - 10, 30, W, 0);
 	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.niov, 2);
-	ck_assert_uint_eq(req.len, 30);
+	expect_pop(4096, 2, 30);
 	ck_assert_ptr_eq(req.iov[0].iov_base, host(GPA_B - 10));
 	ck_assert_uint_eq(req.iov[0].iov_len, 10);
 	ck_assert_ptr_eq(req.iov[1].iov_base, host(GPA_B));
@@ -560,21 +566,15 @@ START_TEST(pop_max_len_caps)
 	put_desc(2, BUF(2), 100, W, 0);
 
 	offer(0);
-	ck_assert_int_eq(pop(150), 1);
-	ck_assert_uint_eq(req.len, 150);
-	ck_assert_uint_eq(req.niov, 2);
+	expect_pop(150, 2, 150);
 	ck_assert_uint_eq(req.iov[1].iov_len, 50);
 
 	/* Exactly the first descriptor: no empty second iovec. */
 	offer(0);
-	ck_assert_int_eq(pop(100), 1);
-	ck_assert_uint_eq(req.len, 100);
-	ck_assert_uint_eq(req.niov, 1);
+	expect_pop(100, 1, 100);
 
 	offer(0);
-	ck_assert_int_eq(pop(1), 1);
-	ck_assert_uint_eq(req.len, 1);
-	ck_assert_uint_eq(req.niov, 1);
+	expect_pop(1, 1, 1);
 	ck_assert_uint_eq(req.iov[0].iov_len, 1);
 
 	offer(0);
@@ -592,9 +592,7 @@ START_TEST(pop_huge_descriptor_capped)
 {
 	put_desc(0, GPA_A, (uint32_t)(A_SIZE + B_SIZE), W, 0);
 	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.len, 4096);
-	ck_assert_uint_eq(req.niov, 1);
+	expect_pop(4096, 1, 4096);
 }
 END_TEST
 
@@ -608,9 +606,7 @@ START_TEST(pop_iov_cap)
 		put_desc(i, BUF(i % 64) + 8 * (i / 64), 3,
 		    W | (i + 1 < n ? N : 0), i + 1);
 	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.niov, VIRTQ_MAX_IOV);
-	ck_assert_uint_eq(req.len, 3 * VIRTQ_MAX_IOV);
+	expect_pop(4096, VIRTQ_MAX_IOV, 3 * VIRTQ_MAX_IOV);
 	ck_assert_ptr_eq(req.iov[VIRTQ_MAX_IOV - 1].iov_base,
 	    host(BUF(VIRTQ_MAX_IOV - 1)));
 	ck_assert_uint_eq(vq.last_avail_idx, 1);
@@ -621,9 +617,7 @@ START_TEST(pop_iov_cap)
 		put_desc(i, BUF(i), 1, W | N, i + 1);
 	put_desc(VIRTQ_MAX_IOV - 1, GPA_B - 4, 8, W, 0);
 	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	ck_assert_uint_eq(req.niov, VIRTQ_MAX_IOV);
-	ck_assert_uint_eq(req.len, VIRTQ_MAX_IOV - 1 + 4);
+	expect_pop(4096, VIRTQ_MAX_IOV, VIRTQ_MAX_IOV - 1 + 4);
 }
 END_TEST
 
@@ -633,34 +627,15 @@ START_TEST(req_trim)
 	put_desc(1, BUF(1), 20, W | N, 2);
 	put_desc(2, BUF(2), 30, W, 0);
 
-	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	virtq_req_trim(&req, 25);
-	ck_assert_uint_eq(req.len, 25);
-	ck_assert_uint_eq(req.niov, 2);
+	pop_trimmed(25, 25, 2);
 	ck_assert_uint_eq(req.iov[1].iov_len, 15);
-
 	/* On an iovec boundary. */
-	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	virtq_req_trim(&req, 30);
-	ck_assert_uint_eq(req.len, 30);
-	ck_assert_uint_eq(req.niov, 2);
+	pop_trimmed(30, 30, 2);
 	ck_assert_uint_eq(req.iov[1].iov_len, 20);
-
-	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	virtq_req_trim(&req, 1);
-	ck_assert_uint_eq(req.len, 1);
-	ck_assert_uint_eq(req.niov, 1);
+	pop_trimmed(1, 1, 1);
 	ck_assert_uint_eq(req.iov[0].iov_len, 1);
-
 	/* Longer than the request, or equal: nothing changes. */
-	offer(0);
-	ck_assert_int_eq(pop(4096), 1);
-	virtq_req_trim(&req, 1000);
-	ck_assert_uint_eq(req.len, 60);
-	ck_assert_uint_eq(req.niov, 3);
+	pop_trimmed(1000, 60, 3);
 	virtq_req_trim(&req, 60);
 	ck_assert_uint_eq(req.len, 60);
 	ck_assert_uint_eq(req.iov[2].iov_len, 30);
