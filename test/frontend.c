@@ -769,10 +769,15 @@ fe_send_rem_region(struct fe *fe, unsigned i)
 int
 fe_setup(struct fe *fe, const struct fe_cfg *c)
 {
+	struct fe_cfg defaults;
 	uint64_t v = 0, want_pf;
 	bool ack;
 	unsigned i;
 
+	if (c == NULL) {
+		fe_cfg_init(&defaults);
+		c = &defaults;
+	}
 	if (fe->nreg == 0 && fe_mem_create(fe, c) < 0)
 		return -1;
 	fe->cfg = *c;

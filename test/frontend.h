@@ -227,8 +227,11 @@ int	fe_add_region(struct fe *, uint64_t gpa, uint64_t size, uint64_t uva);
 int	fe_send_mem_table(struct fe *);
 int	fe_send_add_region(struct fe *, unsigned i);
 int	fe_send_rem_region(struct fe *, unsigned i);
-/* fe_mem_create (if needed) and the whole QEMU 7.2 start sequence. */
-int	fe_setup(struct fe *, const struct fe_cfg *);
+/*
+ * fe_mem_create (if needed) and the whole QEMU 7.2 start sequence, with
+ * the settings of cfg (NULL: fe_cfg_init()'s).
+ */
+int	fe_setup(struct fe *, const struct fe_cfg *cfg);
 /* Connect + setup. */
 int	fe_open(struct fe *, const char *path, const struct fe_cfg *);
 /* Closes the socket only (the daemon sees a disconnect). */

@@ -11,6 +11,16 @@
 #include "hostile.h"
 #include "it.h"
 
+const struct fe_cfg *
+hostile_cfg(void)
+{
+	static struct fe_cfg cfg;
+
+	fe_cfg_init(&cfg);
+	cfg.qsize = QSIZE;
+	return &cfg;
+}
+
 /* A valid writable buffer somewhere in the heap. */
 uint64_t
 buf(struct fe *fe, uint32_t len)
@@ -37,7 +47,6 @@ fds_settle(struct vd *vd, int want, int *got)
 void
 malformed(bad_msg_fn bad, bool expect_drop)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe, other;
 	int fds0, fds;
@@ -45,9 +54,8 @@ malformed(bad_msg_fn bad, bool expect_drop)
 	IT_START(&vd, 2, NULL);
 	fds0 = vd_count_fds(&vd);
 	ck_assert_int_gt(fds0, 0);
-	fe_cfg_init(&cfg);
-	IT_OPEN(&other, &vd, 1, &cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_OPEN(&other, &vd, 1, NULL);
+	IT_OPEN(&fe, &vd, 0, NULL);
 	IT_SERVE(&fe, 64, &vd);
 
 	bad(&fe);
@@ -59,7 +67,7 @@ malformed(bad_msg_fn bad, bool expect_drop)
 	IT_SERVE(&other, 64, &vd);
 
 	/* The same socket takes and serves the next front-end. */
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_OPEN(&fe, &vd, 0, NULL);
 	IT_SERVE(&fe, 64, &vd);
 	fe_close(&fe);
 	fe_close(&other);

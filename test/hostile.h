@@ -16,6 +16,9 @@
 
 #define QSIZE		16
 
+/* The front-end settings these suites use: the defaults, a QSIZE ring. */
+const struct fe_cfg *hostile_cfg(void);
+
 /* A valid writable buffer somewhere in the heap. */
 uint64_t buf(struct fe *, uint32_t len);
 

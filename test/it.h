@@ -27,7 +27,10 @@
 	ck_assert_msg(vd_start((vd), (n), __VA_ARGS__) == 0,		\
 	    "starting the daemon: %s", fe_errstr())
 
-/* Connects a front-end to socket i of vd and runs the QEMU sequence. */
+/*
+ * Connects a front-end to socket i of vd and runs the QEMU sequence with
+ * the settings of cfg (NULL: fe_cfg_init()'s).
+ */
 #define IT_OPEN(fe, vd, i, cfg) do {					\
 	char it_path_[256];						\
 									\
@@ -39,7 +42,8 @@
 /*
  * The one-guest set-up: a daemon with one socket and extra arguments
  * (NULL-terminated), and the front-end fe on its socket 0 with the
- * settings of cfg (fe_cfg_init() and whatever the test changes).
+ * settings of cfg (fe_cfg_init() and whatever the test changes; NULL:
+ * the defaults).
  */
 #define IT_ONE_GUEST(vd, fe, cfg, ...) do {				\
 	IT_START((vd), 1, __VA_ARGS__);					\

@@ -28,14 +28,12 @@ START_TEST(single_64_byte_buffer)
 {
 	struct fe_used_elem u;
 	struct fe_buf hole;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	uint64_t gpa;
 	int head;
 
-	fe_cfg_init(&cfg);
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &fe, NULL, NULL);
 	fe_drain_calls(&fe);
 	ck_assert_uint_eq(fe.ncalls, 0);
 
@@ -179,7 +177,6 @@ START_TEST(indirect_table)
 	struct fe_buf b[N + 1];
 	uint8_t before[16 * N], after[16 * N];
 	struct fe_used_elem u;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	uint64_t table;
@@ -187,8 +184,7 @@ START_TEST(indirect_table)
 	unsigned i;
 	int head;
 
-	fe_cfg_init(&cfg);
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &fe, NULL, NULL);
 	ck_assert(fe.acked & FE_BIT(FE_F_INDIRECT_DESC));
 	for (i = 0; i < N; i++) {
 		b[i].gpa = fe_alloc(&fe, lens[i] + 32, 16);
@@ -435,12 +431,10 @@ START_TEST(huge_buffer_used_len_is_bytes_written)
 	enum { LEN = 1 << 20 };
 	struct fe_used_elem u;
 	struct fe_buf b;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 
-	fe_cfg_init(&cfg);
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &fe, NULL, NULL);
 	b.gpa = fe_alloc(&fe, LEN, 4096);
 	b.len = LEN;
 	ck_assert(fe_post(&fe, &b, 1) >= 0);

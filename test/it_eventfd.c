@@ -271,13 +271,10 @@ clear_nonblock(int fd)
 START_TEST(eventfd_kick_made_blocking_later_does_not_hang)
 {
 	struct fe_used_elem u;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 
-	fe_cfg_init(&cfg);
-	cfg.qsize = QSIZE;
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &fe, hostile_cfg(), NULL);
 	IT_SERVE(&fe, 64, &vd);
 	clear_nonblock(fe.kick);
 	ck_assert(fe_post1(&fe, fe_alloc(&fe, 64, 16), 64) >= 0);
@@ -288,21 +285,18 @@ START_TEST(eventfd_kick_made_blocking_later_does_not_hang)
 	ck_assert_uint_eq(u.len, 64);
 	answers_promptly(&fe, &vd, "after a kick on a blocking kick eventfd");
 	fe_close(&fe);
-	served_again_then_stop(&vd, &fe, &cfg);
+	served_again_then_stop(&vd, &fe, hostile_cfg());
 }
 END_TEST
 
 START_TEST(eventfd_call_made_blocking_later_does_not_hang)
 {
 	uint64_t full = 0xfffffffffffffffeull;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	int call, i;
 
-	fe_cfg_init(&cfg);
-	cfg.qsize = QSIZE;
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &fe, hostile_cfg(), NULL);
 	IT_SERVE(&fe, 64, &vd);
 	call = fe.call;
 	fe.call = -1;
@@ -322,7 +316,7 @@ START_TEST(eventfd_call_made_blocking_later_does_not_hang)
 	    "eventfd made blocking again");
 	close(call);
 	fe_close(&fe);
-	served_again_then_stop(&vd, &fe, &cfg);
+	served_again_then_stop(&vd, &fe, hostile_cfg());
 }
 END_TEST
 

@@ -71,13 +71,11 @@ END_TEST
 
 START_TEST(handshake_qemu_order_then_served)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 
-	fe_cfg_init(&cfg);
 	/* fe_setup checks every REPLY_ACK of the sequence is 0. */
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &fe, NULL, NULL);
 	ck_assert_uint_eq(fe.queue_num, 1);
 	ck_assert(fe.acked_pf & FE_BIT(FE_PF_REPLY_ACK));
 	IT_SERVE(&fe, 64, &vd);
@@ -218,14 +216,12 @@ END_TEST
 START_TEST(disable_holds_requests_until_enabled)
 {
 	struct fe_used_elem u;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	uint64_t gpa;
 	int head;
 
-	fe_cfg_init(&cfg);
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &fe, NULL, NULL);
 	IT_SERVE(&fe, 64, &vd);
 
 	IT_OK(fe_set_state(&fe, FE_SET_VRING_ENABLE, 0, 0, true));
@@ -243,14 +239,12 @@ END_TEST
 
 START_TEST(vring_base_reports_avail_index_and_restarts)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	uint32_t base;
 	int i;
 
-	fe_cfg_init(&cfg);
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &fe, NULL, NULL);
 	for (i = 0; i < 7; i++)
 		IT_SERVE(&fe, 32, &vd);
 	IT_OK(fe_ring_stop(&fe, &base));
@@ -304,12 +298,10 @@ END_TEST
  */
 START_TEST(reset_device_then_set_up_again)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 
-	fe_cfg_init(&cfg);
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &fe, NULL, NULL);
 	ck_assert(fe.acked_pf & FE_BIT(FE_PF_RESET_DEVICE));
 	IT_SERVE(&fe, 64, &vd);
 	ck_assert_int_eq(fe_request(&fe, FE_RESET_DEVICE, NULL, 0, NULL, 0,
@@ -318,7 +310,7 @@ START_TEST(reset_device_then_set_up_again)
 	(void)post_held(&fe, 64, 200, NULL);
 	/* Everything again, from a fresh ring. */
 	fe_ring_reset(&fe, 0);
-	IT_OK(fe_setup(&fe, &cfg));
+	IT_OK(fe_setup(&fe, NULL));
 	IT_SERVE(&fe, 64, &vd);
 	IT_SERVE(&fe, 4096, &vd);
 	IT_END(&vd, &fe);

@@ -33,7 +33,6 @@ static int
 start_on_fifo(struct vd *vd, struct fe *fe, const char *extra, uint64_t *gpa)
 {
 	struct vd_opts o;
-	struct fe_cfg cfg;
 	char path[256];
 	int w;
 
@@ -46,8 +45,7 @@ start_on_fifo(struct vd *vd, struct fe *fe, const char *extra, uint64_t *gpa)
 	o.args[1] = path;
 	o.args[2] = extra;
 	IT_OK(vd_spawn(vd, &o));
-	fe_cfg_init(&cfg);
-	IT_OPEN(fe, vd, 0, &cfg);
+	IT_OPEN(fe, vd, 0, NULL);
 	*gpa = fe_alloc(fe, LEN, 64);
 	ck_assert(fe_post1(fe, *gpa, LEN) >= 0);
 	fe_kick(fe);

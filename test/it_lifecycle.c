@@ -73,15 +73,13 @@ END_TEST
  */
 START_TEST(busy_socket_second_front_end_waits)
 {
-	struct fe_cfg cfg;
 	struct fe_msg m;
 	struct vd vd;
 	struct fe first, second;
 	char path[256];
 	uint64_t f;
 
-	fe_cfg_init(&cfg);
-	IT_ONE_GUEST(&vd, &first, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &first, NULL, NULL);
 	IT_SERVE(&first, 64, &vd);
 
 	fe_init(&second);
@@ -101,7 +99,7 @@ START_TEST(busy_socket_second_front_end_waits)
 	ck_assert_uint_eq(m.hdr.request, FE_GET_FEATURES);
 	ck_assert_uint_eq(m.p.u64, f);
 	/* The waiting front-end goes on with the whole start sequence. */
-	IT_OK(fe_setup(&second, &cfg));
+	IT_OK(fe_setup(&second, NULL));
 	IT_SERVE(&second, 64, &vd);
 	IT_END(&vd, &second);
 }
@@ -223,15 +221,13 @@ exists(const char *path)
  */
 START_TEST(sigterm_exits_cleanly_with_stats)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	char path[256], line[160];
 	int i;
 
 	IT_START(&vd, 2, NULL);
-	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_OPEN(&fe, &vd, 0, NULL);
 	for (i = 0; i < 3; i++)
 		IT_SERVE(&fe, 100, &vd);
 	IT_SERVE(&fe, 4096, &vd);
@@ -268,7 +264,6 @@ END_TEST
 START_TEST(stale_socket_file_replaced)
 {
 	struct vd_opts o;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	char path[256];
@@ -283,8 +278,7 @@ START_TEST(stale_socket_file_replaced)
 	vd_opts_init(&o);
 	o.nsock = 1;
 	IT_OK(vd_spawn(&vd, &o));
-	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_OPEN(&fe, &vd, 0, NULL);
 	IT_SERVE(&fe, 64, &vd);
 	IT_END(&vd, &fe);
 }
@@ -319,7 +313,6 @@ END_TEST
 START_TEST(fd_connected_socketpair)
 {
 	struct vd_opts o;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	char arg[32];
@@ -337,8 +330,7 @@ START_TEST(fd_connected_socketpair)
 
 	fe_init(&fe);
 	fe_attach(&fe, sv[0]);
-	fe_cfg_init(&cfg);
-	IT_OK(fe_setup(&fe, &cfg));
+	IT_OK(fe_setup(&fe, NULL));
 	IT_SERVE(&fe, 64, &vd);
 	IT_SERVE(&fe, 4096, &vd);
 	/* One connection, one life: hanging up ends the daemon, cleanly. */
@@ -354,7 +346,6 @@ END_TEST
 START_TEST(fd_listening_socket)
 {
 	struct vd_opts o;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	char arg[32], path[256];
@@ -372,8 +363,7 @@ START_TEST(fd_listening_socket)
 	close(lfd);
 
 	for (i = 0; i < 2; i++) {
-		fe_cfg_init(&cfg);
-		ck_assert_msg(fe_open(&fe, path, &cfg) == 0, "%s%s",
+		ck_assert_msg(fe_open(&fe, path, NULL) == 0, "%s%s",
 		    fe_errstr(), vd_log_text(&vd));
 		IT_SERVE(&fe, 64, &vd);
 		fe_close(&fe);
@@ -428,7 +418,6 @@ activated_socket(struct vd *vd, struct vd_opts *o, char *path, size_t size)
 START_TEST(socket_activation_listen_fds)
 {
 	struct vd_opts o;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	char path[256];
@@ -439,8 +428,7 @@ START_TEST(socket_activation_listen_fds)
 	close(lfd);
 	ck_assert_int_ge(vd_log_count(&vd, "systemd fd 3"), 1);
 
-	fe_cfg_init(&cfg);
-	ck_assert_msg(fe_open(&fe, path, &cfg) == 0, "%s%s", fe_errstr(),
+	ck_assert_msg(fe_open(&fe, path, NULL) == 0, "%s%s", fe_errstr(),
 	    vd_log_text(&vd));
 	IT_SERVE(&fe, 64, &vd);
 	IT_SERVE(&fe, 4096, &vd);

@@ -284,14 +284,12 @@ END_TEST
  */
 START_TEST(mem_memfd_shrunk_after_mapping_does_not_kill_daemon)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe a, b;
 
 	IT_START(&vd, 2, NULL);
-	fe_cfg_init(&cfg);
-	IT_OPEN(&a, &vd, 0, &cfg);
-	IT_OPEN(&b, &vd, 1, &cfg);
+	IT_OPEN(&a, &vd, 0, NULL);
+	IT_OPEN(&b, &vd, 1, NULL);
 	IT_SERVE(&a, 64, &vd);
 	IT_SERVE(&b, 64, &vd);
 	/* Rings and all: from here on nobody may touch a's memory. */
@@ -318,15 +316,13 @@ END_TEST
  */
 START_TEST(mem_memfd_shrunk_under_buffer_survives)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe a, b;
 	uint64_t keep;
 
 	IT_START(&vd, 2, NULL);
-	fe_cfg_init(&cfg);
-	IT_OPEN(&a, &vd, 0, &cfg);
-	IT_OPEN(&b, &vd, 1, &cfg);
+	IT_OPEN(&a, &vd, 0, NULL);
+	IT_OPEN(&b, &vd, 1, NULL);
 	IT_SERVE(&a, 64, &vd);
 	/* Keep the rings and the first 64 KiB of the heap. */
 	keep = a.heap_start + 65536 - a.reg[0].gpa;

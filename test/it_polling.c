@@ -58,15 +58,12 @@ served_unkicked(struct fe *fe, struct vd *vd)
 START_TEST(polling_ring_disabled_or_broken_sleeps)
 {
 	uint64_t nofd = FE_VRING_NOFD;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	uint32_t base;
 	int64_t w;
 
-	fe_cfg_init(&cfg);
-	cfg.qsize = QSIZE;
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &fe, hostile_cfg(), NULL);
 	ck_assert_int_eq(fe_request(&fe, FE_SET_VRING_KICK, &nofd, 8, NULL, 0,
 	    true), 0);
 	served_unkicked(&fe, &vd);

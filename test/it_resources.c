@@ -78,7 +78,6 @@ set_nofile(const struct vd *vd, rlim_t soft)
 /* Issue 8: 692,000 log lines and 2.2 CPU-seconds in 3 s. */
 START_TEST(emfile_backs_off_then_accepts)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	char path[256];
@@ -106,8 +105,7 @@ START_TEST(emfile_backs_off_then_accepts)
 
 	/* Descriptors again: the queued front-end is taken and served. */
 	set_nofile(&vd, old);
-	fe_cfg_init(&cfg);
-	ck_assert_msg(fe_setup(&fe, &cfg) == 0, "front-end after the "
+	ck_assert_msg(fe_setup(&fe, NULL) == 0, "front-end after the "
 	    "shortage: %s%s", fe_errstr(), vd_log_text(&vd));
 	IT_SERVE(&fe, 64, &vd);
 	ck_assert_int_eq(vd_log_count(&vd, "accepting again"), 1);
@@ -148,7 +146,6 @@ second_daemon(struct vd *second, const struct vd *first, bool wait_ready)
  */
 START_TEST(live_socket_not_taken_over)
 {
-	struct fe_cfg cfg;
 	struct vd a, b;
 	struct fe fe;
 	char path[256];
@@ -163,8 +160,7 @@ START_TEST(live_socket_not_taken_over)
 	ck_assert_uint_eq(inode_of(path), ino);
 
 	/* The first daemon still serves on it. */
-	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &a, 0, &cfg);
+	IT_OPEN(&fe, &a, 0, NULL);
 	IT_SERVE(&fe, 64, &a);
 	fe_close(&fe);
 	IT_STOP(&a);
@@ -177,7 +173,6 @@ END_TEST
 /* A socket file that replaced ours is not ours to remove at exit. */
 START_TEST(exit_removes_only_own_socket)
 {
-	struct fe_cfg cfg;
 	struct vd a, b;
 	struct fe fe;
 	char path[256];
@@ -195,8 +190,7 @@ START_TEST(exit_removes_only_own_socket)
 	ck_assert_uint_eq(inode_of(path), theirs);
 
 	/* The second daemon is still reachable, and cleans up after itself. */
-	fe_cfg_init(&cfg);
-	ck_assert_msg(fe_open(&fe, path, &cfg) == 0, "second daemon: %s%s",
+	ck_assert_msg(fe_open(&fe, path, NULL) == 0, "second daemon: %s%s",
 	    fe_errstr(), vd_log_text(&b));
 	IT_SERVE(&fe, 64, &b);
 	fe_close(&fe);
@@ -210,7 +204,6 @@ END_TEST
 /* A socket file nobody listens on (a crashed daemon's) is replaced. */
 START_TEST(stale_socket_still_replaced)
 {
-	struct fe_cfg cfg;
 	struct vd a, b;
 	struct fe fe;
 	char path[256];
@@ -221,8 +214,7 @@ START_TEST(stale_socket_still_replaced)
 	ck_assert_int_eq(vd_wait_exit(&a, 5000), -1);
 	ck_assert_int_eq(access(path, F_OK), 0);
 	ck_assert_int_eq(second_daemon(&b, &a, true), 0);
-	fe_cfg_init(&cfg);
-	ck_assert_msg(fe_open(&fe, path, &cfg) == 0, "%s%s", fe_errstr(),
+	ck_assert_msg(fe_open(&fe, path, NULL) == 0, "%s%s", fe_errstr(),
 	    vd_log_text(&b));
 	IT_SERVE(&fe, 64, &b);
 	fe_close(&fe);

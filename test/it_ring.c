@@ -214,7 +214,6 @@ script_write(struct fe *fe, const struct ring_script *sc,
 START_TEST(ring_case)
 {
 	struct fe_buf holes[8];
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe a, b;
 	unsigned nholes;
@@ -223,10 +222,8 @@ START_TEST(ring_case)
 	int64_t t0;
 
 	IT_START(&vd, 2, NULL);
-	fe_cfg_init(&cfg);
-	cfg.qsize = QSIZE;
-	IT_OPEN(&a, &vd, 0, &cfg);
-	IT_OPEN(&b, &vd, 1, &cfg);
+	IT_OPEN(&a, &vd, 0, hostile_cfg());
+	IT_OPEN(&b, &vd, 1, hostile_cfg());
 	IT_SERVE(&a, 64, &vd);
 	IT_SERVE(&b, 64, &vd);
 	fe_canary_fill(&a, a.heap_start, a.heap - a.heap_start);
@@ -288,15 +285,12 @@ START_TEST(ring_loop_in_huge_indirect_table_caught_quickly)
 		{ 0, 16, WR | NX, 0 },
 	};
 	struct fe_buf h;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe a;
 	int64_t t0;
 	int r;
 
-	fe_cfg_init(&cfg);
-	cfg.qsize = QSIZE;
-	IT_ONE_GUEST(&vd, &a, &cfg, NULL);
+	IT_ONE_GUEST(&vd, &a, hostile_cfg(), NULL);
 	d[0].addr = buf(&a, 16);
 	d[1].addr = buf(&a, 16);
 	fe_write_desc(&a, 0, itable(&a, d, 2, &h), 0xfffffff0u, IND, 0);

@@ -44,11 +44,9 @@ status_field(pid_t pid, const char *name)
 static void
 serve_one(struct vd *vd)
 {
-	struct fe_cfg cfg;
 	struct fe fe;
 
-	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, vd, 0, &cfg);
+	IT_OPEN(&fe, vd, 0, NULL);
 	IT_SERVE(&fe, 4096, vd);
 	fe_close(&fe);
 }

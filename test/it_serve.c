@@ -378,7 +378,6 @@ END_TEST
  */
 START_TEST(kick_never_drained_does_not_spin)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe a;
 	uint64_t big = 1ull << 62, v;
@@ -386,8 +385,7 @@ START_TEST(kick_never_drained_does_not_spin)
 	int i;
 
 	IT_START(&vd, 1, NULL);
-	fe_cfg_init(&cfg);
-	IT_OPEN(&a, &vd, 0, &cfg);
+	IT_OPEN(&a, &vd, 0, NULL);
 	ck_assert_int_eq(write(a.kick, &big, sizeof(big)), sizeof(big));
 	for (i = 0; i < 20; i++)
 		IT_SERVE(&a, 64, &vd);

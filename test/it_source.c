@@ -220,7 +220,6 @@ START_TEST(file_source_used_up_waits_and_logs_once)
 	enum { SIZE = 1000 };
 	uint8_t file[SIZE];
 	struct fe_used_elem u;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	char path[256];
@@ -230,8 +229,7 @@ START_TEST(file_source_used_up_waits_and_logs_once)
 
 	fe_fill_prng(file, SIZE, 77);
 	start_with_file(&vd, 1, file, SIZE, path, sizeof(path));
-	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_OPEN(&fe, &vd, 0, NULL);
 	a = fe_alloc(&fe, 4096, 64);
 	b = fe_alloc(&fe, 4096, 64);
 	ck_assert(fe_post1(&fe, a, 4096) >= 0);
@@ -305,7 +303,6 @@ START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
 	uint8_t big[5000], got[5000];
 	struct vd_opts o;
 	struct fe_used_elem u;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	char path[256];
@@ -321,8 +318,7 @@ START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
 	o.args[0] = "-f";
 	o.args[1] = path;
 	IT_OK(vd_spawn(&vd, &o));
-	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_OPEN(&fe, &vd, 0, NULL);
 
 	/* No writer yet: the request waits, control is prompt, no spin. */
 	a = fe_alloc(&fe, 4096, 64);

@@ -172,7 +172,6 @@ suppressed_total(const struct vd *vd)
  */
 START_TEST(flood_reconnects_log_is_bounded)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	char path[256];
@@ -196,9 +195,7 @@ START_TEST(flood_reconnects_log_is_bounded)
 	ck_assert_msg(lines <= 30, "%d log lines for %u malformed "
 	    "connections%s", lines, n, vd_log_text(&vd));
 
-	fe_cfg_init(&cfg);
-	cfg.qsize = QSIZE;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_OPEN(&fe, &vd, 0, hostile_cfg());
 	IT_SERVE(&fe, 64, &vd);
 	IT_SERVE(&fe, 4096, &vd);
 	fe_close(&fe);
@@ -223,15 +220,12 @@ END_TEST
 START_TEST(flood_failing_mem_tables_log_is_bounded)
 {
 	struct fe_mem_table t;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	int fds0, lines0, lines, p[2], r, i, printed;
 
 	start_quiet(&vd, 1);
-	fe_cfg_init(&cfg);
-	cfg.qsize = QSIZE;
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_OPEN(&fe, &vd, 0, hostile_cfg());
 	IT_SERVE(&fe, 64, &vd);
 	fds0 = vd_count_fds(&vd);
 	ck_assert_int_gt(fds0, 0);
