@@ -24,17 +24,25 @@ Suite	*it_health_suite(void);
 #define STUCK		64	/* bytes of one value: RCT fails at 21 */
 #define WINDOW		512	/* HEALTH_APT_WINDOW */
 
+/* A daemon whose source is a FIFO, and one guest with a buffer posted. */
+struct fifo_guest {
+	struct vd	 vd;
+	struct fe	 fe;
+	uint64_t	 gpa;		/* the guest's one LEN-byte buffer */
+	int		 w;		/* the FIFO's writer */
+};
+
 /*
- * A daemon on a FIFO in its directory (extra: one more argument or
- * NULL), one guest with one LEN-byte buffer posted at *gpa, and the FIFO's
- * writer, returned.
+ * Starts the daemon on a FIFO in its directory (extra: one more argument
+ * or NULL) and the guest, which posts its buffer; opens the writer.
  */
-static int
-start_on_fifo(struct vd *vd, struct fe *fe, const char *extra, uint64_t *gpa)
+static void
+start_on_fifo(struct fifo_guest *g, const char *extra)
 {
+	struct vd *vd = &g->vd;
+	struct fe *fe = &g->fe;
 	struct vd_opts o;
 	char path[256];
-	int w;
 
 	IT_OK(vd_init(vd));
 	vd_path(vd, "entropy.fifo", path, sizeof(path));
@@ -46,12 +54,35 @@ start_on_fifo(struct vd *vd, struct fe *fe, const char *extra, uint64_t *gpa)
 	o.args[2] = extra;
 	IT_OK(vd_spawn(vd, &o));
 	IT_OPEN(fe, vd, 0, NULL);
-	*gpa = fe_alloc(fe, LEN, 64);
-	ck_assert(fe_post1(fe, *gpa, LEN) >= 0);
+	g->gpa = fe_alloc(fe, LEN, 64);
+	ck_assert(fe_post1(fe, g->gpa, LEN) >= 0);
 	fe_kick(fe);
-	w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-	ck_assert_int_ge(w, 0);
-	return w;
+	g->w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(g->w, 0);
+}
+
+/* Writes len bytes into the FIFO, in one write (<= PIPE_BUF: atomic). */
+static void
+put(struct fifo_guest *g, const void *p, size_t len)
+{
+	ck_assert_int_eq(write(g->w, p, len), (ssize_t)len);
+}
+
+/* STUCK bytes of value v. */
+static void
+put_stuck(struct fifo_guest *g, uint8_t v)
+{
+	uint8_t stuck[STUCK];
+
+	memset(stuck, v, sizeof(stuck));
+	put(g, stuck, sizeof(stuck));
+}
+
+static void
+end_fifo(struct fifo_guest *g)
+{
+	close(g->w);
+	IT_END(&g->vd, &g->fe);
 }
 
 /* The failure was counted in guest 0's statistics (SIGUSR1). */
@@ -68,33 +99,37 @@ expect_counted(struct vd *vd, const char *line)
  * failed read reached the guest.
  */
 static void
-expect_held(struct fe *fe, struct vd *vd, uint64_t gpa, int ms)
+expect_held(struct fifo_guest *g, int ms)
 {
-	ck_assert_msg(fe_wait_used(fe, 1, ms) == 0, "a request was "
-	    "completed from a failing source%s", vd_log_text(vd));
-	ck_assert_uint_eq(fe_canary_count(fe, gpa, LEN), LEN);
+	ck_assert_msg(fe_wait_used(&g->fe, 1, ms) == 0, "a request was "
+	    "completed from a failing source%s", vd_log_text(&g->vd));
+	ck_assert_uint_eq(fe_canary_count(&g->fe, g->gpa, LEN), LEN);
+}
+
+/*
+ * The source failed a test: the daemon logs line, holds the request,
+ * leaves the buffer at gpa alone and counts one failure.
+ */
+static void
+expect_cut_off(struct fifo_guest *g, const char *line)
+{
+	ck_assert_msg(vd_log_wait(&g->vd, line, 1, 3000), "%s",
+	    vd_log_text(&g->vd));
+	expect_held(g, 300);
+	expect_counted(&g->vd, "health_failures 1");
 }
 
 START_TEST(stuck_fifo_is_cut_off)
 {
-	uint8_t stuck[STUCK];
-	struct vd vd;
-	struct fe fe;
-	uint64_t a;
-	int w;
+	struct fifo_guest g;
 
-	w = start_on_fifo(&vd, &fe, NULL, &a);
-	memset(stuck, 0x42, sizeof(stuck));
-	ck_assert_int_eq(write(w, stuck, sizeof(stuck)), sizeof(stuck));
-	ck_assert_msg(vd_log_wait(&vd, "failed the Repetition Count Test "
-	    "(SP 800-90B 4.4.1) at count 21 (cut-off 21)", 1, 3000), "%s",
-	    vd_log_text(&vd));
-	expect_held(&fe, &vd, a, 300);
-	expect_counted(&vd, "health_failures 1");
+	start_on_fifo(&g, NULL);
+	put_stuck(&g, 0x42);
+	expect_cut_off(&g, "failed the Repetition Count Test (SP 800-90B "
+	    "4.4.1) at count 21 (cut-off 21)");
 	/* Once: one failure, one line. */
-	ck_assert_int_eq(vd_log_count(&vd, "failed the"), 1);
-	close(w);
-	IT_END(&vd, &fe);
+	ck_assert_int_eq(vd_log_count(&g.vd, "failed the"), 1);
+	end_fifo(&g);
 }
 END_TEST
 
@@ -105,26 +140,19 @@ END_TEST
 START_TEST(biased_fifo_is_cut_off)
 {
 	uint8_t biased[LEN];
-	struct vd vd;
-	struct fe fe;
-	uint64_t a;
+	struct fifo_guest g;
 	size_t i;
-	int w;
 
 	fe_fill_prng(biased, sizeof(biased), 11);
 	for (i = 0; i < sizeof(biased); i++)
 		biased[i] = i % 4 != 3 ? 0xaa : (uint8_t)(biased[i] | 1);
-	w = start_on_fifo(&vd, &fe, NULL, &a);
-	/* One atomic write (<= PIPE_BUF): one read of the daemon. */
-	ck_assert_int_eq(write(w, biased, sizeof(biased)), sizeof(biased));
-	ck_assert_msg(vd_log_wait(&vd, "failed the Adaptive Proportion "
-	    "Test (SP 800-90B 4.4.2) at count 311 (cut-off 311)", 1, 3000),
-	    "%s", vd_log_text(&vd));
-	expect_held(&fe, &vd, a, 300);
-	expect_counted(&vd, "health_failures 1");
-	ck_assert_int_eq(vd_log_count(&vd, "Repetition Count"), 0);
-	close(w);
-	IT_END(&vd, &fe);
+	start_on_fifo(&g, NULL);
+	/* One atomic write: one read of the daemon. */
+	put(&g, biased, sizeof(biased));
+	expect_cut_off(&g, "failed the Adaptive Proportion Test (SP 800-90B "
+	    "4.4.2) at count 311 (cut-off 311)");
+	ck_assert_int_eq(vd_log_count(&g.vd, "Repetition Count"), 0);
+	end_fifo(&g);
 }
 END_TEST
 
@@ -135,62 +163,52 @@ END_TEST
  */
 START_TEST(fifo_that_recovers_is_used_again)
 {
-	uint8_t stuck[STUCK], good[LEN];
+	uint8_t good[LEN];
 	struct fe_used_elem u;
-	struct vd vd;
-	struct fe fe;
+	struct fifo_guest g;
 	int64_t failed_ms, served_ms;
-	uint64_t a;
-	int w;
 
-	w = start_on_fifo(&vd, &fe, NULL, &a);
-	memset(stuck, 0x00, sizeof(stuck));
-	ck_assert_int_eq(write(w, stuck, sizeof(stuck)), sizeof(stuck));
-	ck_assert_msg(vd_log_wait(&vd, "Repetition Count Test", 1, 3000),
-	    "%s", vd_log_text(&vd));
+	start_on_fifo(&g, NULL);
+	put_stuck(&g, 0x00);
+	ck_assert_msg(vd_log_wait(&g.vd, "Repetition Count Test", 1, 3000),
+	    "%s", vd_log_text(&g.vd));
 	failed_ms = fe_now_ms();
 	fe_fill_prng(good, sizeof(good), 0x5eed);
-	ck_assert_int_eq(write(w, good, sizeof(good)), sizeof(good));
+	put(&g, good, sizeof(good));
 	/* Still cut off: the good bytes wait for the back-off. */
-	expect_held(&fe, &vd, a, 400);
-	ck_assert_msg(fe_wait_used(&fe, 1, 3000) == 1, "not used again%s",
-	    vd_log_text(&vd));
+	expect_held(&g, 400);
+	ck_assert_msg(fe_wait_used(&g.fe, 1, 3000) == 1, "not used again%s",
+	    vd_log_text(&g.vd));
 	served_ms = fe_now_ms();
-	ck_assert(fe_get_used(&fe, &u));
+	ck_assert(fe_get_used(&g.fe, &u));
 	ck_assert_int_ge(served_ms - failed_ms, 800);
 	ck_assert_uint_eq(u.len, LEN - WINDOW);
-	ck_assert(memcmp(fe_host(&fe, a), good + WINDOW, u.len) == 0);
-	ck_assert_int_eq(vd_log_count(&vd, "passes the health tests again"),
-	    1);
-	expect_counted(&vd, "health_failures 1");
-	close(w);
-	IT_END(&vd, &fe);
+	ck_assert(memcmp(fe_host(&g.fe, g.gpa), good + WINDOW, u.len) == 0);
+	ck_assert_int_eq(vd_log_count(&g.vd, "passes the health tests "
+	    "again"), 1);
+	expect_counted(&g.vd, "health_failures 1");
+	end_fifo(&g);
 }
 END_TEST
 
 /* --health-tests=off: the stuck bytes go to the guest as they are. */
 START_TEST(health_tests_off_passes_stuck_bytes)
 {
-	uint8_t stuck[STUCK], want[STUCK];
+	uint8_t want[STUCK];
 	struct fe_used_elem u;
-	struct vd vd;
-	struct fe fe;
-	uint64_t a;
-	int w;
+	struct fifo_guest g;
 
-	w = start_on_fifo(&vd, &fe, "--health-tests=off", &a);
-	memset(stuck, 0x42, sizeof(stuck));
+	start_on_fifo(&g, "--health-tests=off");
 	memset(want, 0x42, sizeof(want));
-	ck_assert_int_eq(write(w, stuck, sizeof(stuck)), sizeof(stuck));
-	ck_assert_msg(fe_wait_used(&fe, 1, 3000) == 1, "%s",
-	    vd_log_text(&vd));
-	ck_assert(fe_get_used(&fe, &u));
+	put_stuck(&g, 0x42);
+	ck_assert_msg(fe_wait_used(&g.fe, 1, 3000) == 1, "%s",
+	    vd_log_text(&g.vd));
+	ck_assert(fe_get_used(&g.fe, &u));
 	ck_assert_uint_eq(u.len, STUCK);
-	ck_assert(memcmp(fe_host(&fe, a), want, STUCK) == 0);
-	ck_assert_int_eq(vd_log_count(&vd, "failed the"), 0);
-	expect_counted(&vd, "health_failures 0");
-	close(w);
-	IT_END(&vd, &fe);
+	ck_assert(memcmp(fe_host(&g.fe, g.gpa), want, STUCK) == 0);
+	ck_assert_int_eq(vd_log_count(&g.vd, "failed the"), 0);
+	expect_counted(&g.vd, "health_failures 0");
+	end_fifo(&g);
 }
 END_TEST
 
@@ -198,14 +216,10 @@ Suite *
 it_health_suite(void)
 {
 	Suite *s = suite_create("it_health");
-	TCase *tc;
 
-	tc = tcase_create("fifo");
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, stuck_fifo_is_cut_off);
-	tcase_add_test(tc, biased_fifo_is_cut_off);
-	tcase_add_test(tc, fifo_that_recovers_is_used_again);
-	tcase_add_test(tc, health_tests_off_passes_stuck_bytes);
-	suite_add_tcase(s, tc);
+	add_case(s, "fifo", IT_TIMEOUT, NULL, NULL, TESTS(
+	    stuck_fifo_is_cut_off, biased_fifo_is_cut_off,
+	    fifo_that_recovers_is_used_again,
+	    health_tests_off_passes_stuck_bytes));
 	return s;
 }

@@ -29,6 +29,20 @@ setup(void)
 	health_init(&h);
 }
 
+/*
+ * Feeding len bytes of p fails test r at byte offset of this feed, with
+ * the count at r's cut-off.
+ */
+static void
+feed_fails(const uint8_t *p, size_t len, enum health_result r,
+    size_t offset)
+{
+	ck_assert_int_eq(health_feed(&h, p, len), r);
+	ck_assert_uint_eq(h.fail_count, r == HEALTH_RCT_FAIL ?
+	    HEALTH_RCT_CUTOFF : HEALTH_APT_CUTOFF);
+	ck_assert_uint_eq(h.fail_offset, offset);
+}
+
 /* C - 1 equal bytes in a row pass; the next byte differs. */
 START_TEST(rct_below_cutoff_passes)
 {
@@ -49,10 +63,8 @@ START_TEST(rct_at_cutoff_fails)
 
 	memset(buf, 0x5a, sizeof(buf));
 	buf[0] = 0x01;
-	ck_assert_int_eq(health_feed(&h, buf, 1 + HEALTH_RCT_CUTOFF),
-	    HEALTH_RCT_FAIL);
-	ck_assert_uint_eq(h.fail_count, HEALTH_RCT_CUTOFF);
-	ck_assert_uint_eq(h.fail_offset, HEALTH_RCT_CUTOFF);
+	feed_fails(buf, 1 + HEALTH_RCT_CUTOFF, HEALTH_RCT_FAIL,
+	    HEALTH_RCT_CUTOFF);
 	ck_assert_uint_eq(health_cutoff(HEALTH_RCT_FAIL), 21);
 	ck_assert_str_eq(health_test_name(HEALTH_RCT_FAIL),
 	    "Repetition Count Test");
@@ -67,9 +79,7 @@ START_TEST(rct_run_spans_feeds)
 
 	for (i = 1; i < HEALTH_RCT_CUTOFF; i++)
 		ck_assert_int_eq(health_feed(&h, &b, 1), HEALTH_PASS);
-	ck_assert_int_eq(health_feed(&h, &b, 1), HEALTH_RCT_FAIL);
-	ck_assert_uint_eq(h.fail_count, HEALTH_RCT_CUTOFF);
-	ck_assert_uint_eq(h.fail_offset, 0);
+	feed_fails(&b, 1, HEALTH_RCT_FAIL, 0);
 	/* health_init starts over: C - 1 pass again. */
 	health_init(&h);
 	for (i = 1; i < HEALTH_RCT_CUTOFF; i++)
@@ -131,9 +141,7 @@ START_TEST(apt_at_cutoff_fails)
 	for (i = 0; i < HEALTH_APT_WINDOW; i++)
 		if (w[i] == 0x33)
 			last = i;
-	ck_assert_int_eq(health_feed(&h, w, sizeof(w)), HEALTH_APT_FAIL);
-	ck_assert_uint_eq(h.fail_count, HEALTH_APT_CUTOFF);
-	ck_assert_uint_eq(h.fail_offset, last);
+	feed_fails(w, sizeof(w), HEALTH_APT_FAIL, last);
 	ck_assert_uint_eq(health_cutoff(HEALTH_APT_FAIL), 311);
 	ck_assert_str_eq(health_test_name(HEALTH_APT_FAIL),
 	    "Adaptive Proportion Test");
@@ -164,9 +172,7 @@ START_TEST(stuck_stream_fails_rct)
 	static uint8_t buf[4096];
 
 	memset(buf, 0xff, sizeof(buf));
-	ck_assert_int_eq(health_feed(&h, buf, sizeof(buf)), HEALTH_RCT_FAIL);
-	ck_assert_uint_eq(h.fail_count, HEALTH_RCT_CUTOFF);
-	ck_assert_uint_eq(h.fail_offset, HEALTH_RCT_CUTOFF - 1);
+	feed_fails(buf, sizeof(buf), HEALTH_RCT_FAIL, HEALTH_RCT_CUTOFF - 1);
 }
 END_TEST
 
@@ -181,17 +187,14 @@ START_TEST(biased_stream_fails_apt)
 	size_t i;
 
 	for (i = 0; i < sizeof(buf); i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
+		uint8_t r = (uint8_t)(unit_xorshift(&x) >> 24);
+
 		/* Odd: never 0xaa. */
-		buf[i] = i % 4 != 3 ? 0xaa : (uint8_t)((x >> 24) | 1);
+		buf[i] = i % 4 != 3 ? 0xaa : r | 1;
 	}
-	ck_assert_int_eq(health_feed(&h, buf, sizeof(buf)), HEALTH_APT_FAIL);
-	ck_assert_uint_eq(h.fail_count, HEALTH_APT_CUTOFF);
 	/* The 311th 0xaa of the first window: 3 in every 4 bytes. */
-	ck_assert_uint_eq(h.fail_offset, (HEALTH_APT_CUTOFF - 1) / 3 * 4 +
-	    (HEALTH_APT_CUTOFF - 1) % 3);
+	feed_fails(buf, sizeof(buf), HEALTH_APT_FAIL,
+	    (HEALTH_APT_CUTOFF - 1) / 3 * 4 + (HEALTH_APT_CUTOFF - 1) % 3);
 }
 END_TEST
 
@@ -319,12 +322,8 @@ START_TEST(source_recovers_after_a_fresh_window)
 	uint64_t x = 0x1234567;
 	size_t i;
 
-	for (i = 0; i < sizeof(good); i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		good[i] = (uint8_t)(x >> 24);
-	}
+	for (i = 0; i < sizeof(good); i++)
+		good[i] = (uint8_t)(unit_xorshift(&x) >> 24);
 	put_stuck();
 	ck_assert_int_eq(entropy_read_tested(&src, 0, buf, sizeof(buf), now,
 	    &retry), ENTROPY_UNHEALTHY);
@@ -366,35 +365,17 @@ Suite *
 health_suite(void)
 {
 	Suite *s = suite_create("health");
-	TCase *tc;
 
-	tc = tcase_create("rct");
-	tcase_add_checked_fixture(tc, setup, NULL);
-	tcase_add_test(tc, rct_below_cutoff_passes);
-	tcase_add_test(tc, rct_at_cutoff_fails);
-	tcase_add_test(tc, rct_run_spans_feeds);
-	tcase_add_test(tc, stuck_stream_fails_rct);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("apt");
-	tcase_add_checked_fixture(tc, setup, NULL);
-	tcase_add_test(tc, apt_below_cutoff_passes);
-	tcase_add_test(tc, apt_at_cutoff_fails);
-	tcase_add_test(tc, apt_counts_the_first_byte_of_each_window);
-	tcase_add_test(tc, biased_stream_fails_apt);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("good");
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_checked_fixture(tc, setup, NULL);
-	tcase_add_test(tc, urandom_passes_for_megabytes);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("source");
-	tcase_add_checked_fixture(tc, src_setup, src_teardown);
-	tcase_add_test(tc, source_fails_waits_and_backs_off);
-	tcase_add_test(tc, source_recovers_after_a_fresh_window);
-	tcase_add_test(tc, csprng_is_never_tested);
-	suite_add_tcase(s, tc);
+	add_cases(s, UNIT_TIMEOUT, setup, NULL,
+	    "rct", TESTS(rct_below_cutoff_passes, rct_at_cutoff_fails,
+		rct_run_spans_feeds, stuck_stream_fails_rct),
+	    "apt", TESTS(apt_below_cutoff_passes, apt_at_cutoff_fails,
+		apt_counts_the_first_byte_of_each_window,
+		biased_stream_fails_apt),
+	    "good", TESTS(urandom_passes_for_megabytes),
+	    NULL);
+	add_case(s, "source", UNIT_TIMEOUT, src_setup, src_teardown, TESTS(
+	    source_fails_waits_and_backs_off,
+	    source_recovers_after_a_fresh_window, csprng_is_never_tested));
 	return s;
 }

@@ -47,6 +47,16 @@ unit_memfd(const char *name, size_t size)
 	return fd;
 }
 
+/* xorshift64: the next pseudo-random value of the state *x (not 0). */
+static inline uint64_t
+unit_xorshift(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
 /* Whether fd is no longer open in this process. */
 static inline bool
 unit_fd_closed(int fd)
