@@ -166,11 +166,17 @@ stops_within_1s(struct vd *vd)
  * and its directory is removed.
  */
 void
+end_within_1s(struct vd *vd, struct fe *fe)
+{
+	fe_close(fe);
+	stops_within_1s(vd);
+	vd_cleanup(vd);
+}
+
+void
 served_again_then_stop(struct vd *vd, struct fe *fe, const struct fe_cfg *cfg)
 {
 	IT_OPEN(fe, vd, 0, cfg);
 	IT_SERVE(fe, 64, vd);
-	fe_close(fe);
-	stops_within_1s(vd);
-	vd_cleanup(vd);
+	end_within_1s(vd, fe);
 }

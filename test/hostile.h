@@ -48,6 +48,8 @@ void	no_spin(struct vd *, const char *what);
 void	answers_promptly(struct fe *, struct vd *, const char *what);
 /* SIGTERM: exit 0 with a clean log, within a second, no thread left. */
 void	stops_within_1s(struct vd *);
+/* fe_close(), then stops_within_1s() and vd_cleanup(). */
+void	end_within_1s(struct vd *, struct fe *);
 /* A new fe on socket 0 is served; then stops_within_1s() and vd_cleanup(). */
 void	served_again_then_stop(struct vd *, struct fe *,
 	    const struct fe_cfg *);

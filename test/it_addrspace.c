@@ -22,7 +22,6 @@
 #include "hostile.h"
 #include "it.h"
 
-Suite	*it_addrspace_suite(void);
 
 #define GIB	(1ull << 30)
 #define TIB	(1ull << 40)
@@ -98,9 +97,7 @@ START_TEST(mem_address_space_capped_per_guest)
 	IT_SERVE(&b, 64, &vd);
 	IT_SERVE(&b, 4096, &vd);
 	fe_close(&a);
-	fe_close(&b);
-	stops_within_1s(&vd);
-	vd_cleanup(&vd);
+	end_within_1s(&vd, &b);
 }
 END_TEST
 
@@ -161,9 +158,7 @@ START_TEST(mem_huge_mmap_offset_maps_only_the_region)
 	munmap(map, size + (off - pg));
 	close(fd);
 	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	stops_within_1s(&vd);
-	vd_cleanup(&vd);
+	end_within_1s(&vd, &fe);
 }
 END_TEST
 
@@ -198,18 +193,11 @@ START_TEST(ring_misaligned_by_mmap_offset_refused)
 	ck_assert_uint_eq(fe_wait_used(&fe, 1, 300), 0);
 	ck_assert_msg(vd_alive(&vd), "the daemon died%s", vd_log_text(&vd));
 	answers_promptly(&fe, &vd, "misaligned ring");
-	fe_close(&fe);
-	stops_within_1s(&vd);
-	vd_cleanup(&vd);
+	end_within_1s(&vd, &fe);
 }
 END_TEST
 
-Suite *
-it_addrspace_suite(void)
-{
-	return add_cases(suite_create("it_addrspace"), IT_TIMEOUT, NULL, NULL,
-	    "address_space", TESTS(mem_address_space_capped_per_guest,
-		mem_huge_mmap_offset_maps_only_the_region,
-		ring_misaligned_by_mmap_offset_refused),
-	    NULL);
-}
+SUITE(it_addrspace, IT_TIMEOUT, NULL, NULL,
+    "address_space", TESTS(mem_address_space_capped_per_guest,
+	mem_huge_mmap_offset_maps_only_the_region,
+	ring_misaligned_by_mmap_offset_refused))

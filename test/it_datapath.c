@@ -606,20 +606,15 @@ START_TEST(kick_without_fd_polls_the_ring)
 }
 END_TEST
 
-Suite *
-it_datapath_suite(void)
-{
-	return add_cases(suite_create("it_datapath"), IT_TIMEOUT, NULL, NULL,
-	    "buffers", TESTS(single_64_byte_buffer,
-		bulk_4_mib_in_4096_byte_buffers, chain_of_writable_descriptors,
-		indirect_table, mixed_requests_in_flight,
-		huge_buffer_used_len_is_bytes_written,
-		kick_without_fd_polls_the_ring),
-	    "memory", TESTS(add_mem_reg_buffer_spans_two_regions,
-		gpa_zero_and_mmap_offset, mem_table_replaced_while_running,
-		mem_add_and_remove_region_while_running),
-	    "notification", TESTS(event_idx_avail_event_follows_consumption,
-		event_idx_used_event_suppresses_interrupts,
-		no_event_idx_honours_no_interrupt_flag),
-	    NULL);
-}
+SUITE(it_datapath, IT_TIMEOUT, NULL, NULL,
+    "buffers", TESTS(single_64_byte_buffer,
+	bulk_4_mib_in_4096_byte_buffers, chain_of_writable_descriptors,
+	indirect_table, mixed_requests_in_flight,
+	huge_buffer_used_len_is_bytes_written,
+	kick_without_fd_polls_the_ring),
+    "memory", TESTS(add_mem_reg_buffer_spans_two_regions,
+	gpa_zero_and_mmap_offset, mem_table_replaced_while_running,
+	mem_add_and_remove_region_while_running),
+    "notification", TESTS(event_idx_avail_event_follows_consumption,
+	event_idx_used_event_suppresses_interrupts,
+	no_event_idx_honours_no_interrupt_flag))

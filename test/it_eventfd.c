@@ -22,7 +22,6 @@
 #include "hostile.h"
 #include "it.h"
 
-Suite	*it_eventfd_suite(void);
 
 /*
  * A daemon with one socket and fe connected to it, its memory created but
@@ -196,9 +195,7 @@ START_TEST(eventfd_semaphore_kick_does_not_spin)
 	IT_SERVE(&fe, 64, &vd);
 	IT_SERVE(&fe, 4096, &vd);
 	ck_assert_int_eq(vd_log_count(&vd, "does not drain"), 1);
-	fe_close(&fe);
-	stops_within_1s(&vd);
-	vd_cleanup(&vd);
+	end_within_1s(&vd, &fe);
 }
 END_TEST
 
@@ -373,21 +370,14 @@ START_TEST(eventfd_kick_replaced_while_kicked)
 	answers_promptly(&fe, &vd, "after the kick fd was replaced");
 	/* Kicks now come through the new fd. */
 	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	stops_within_1s(&vd);
-	vd_cleanup(&vd);
+	end_within_1s(&vd, &fe);
 }
 END_TEST
 
-Suite *
-it_eventfd_suite(void)
-{
-	return add_cases(suite_create("it_eventfd"), IT_TIMEOUT, NULL, NULL,
-	    "eventfds", TESTS(eventfd_vring_fds_must_be_eventfds,
-		eventfd_semaphore_kick_does_not_spin,
-		eventfd_full_blocking_call_does_not_hang,
-		eventfd_kick_replaced_while_kicked,
-		eventfd_kick_made_blocking_later_does_not_hang,
-		eventfd_call_made_blocking_later_does_not_hang),
-	    NULL);
-}
+SUITE(it_eventfd, IT_TIMEOUT, NULL, NULL,
+    "eventfds", TESTS(eventfd_vring_fds_must_be_eventfds,
+	eventfd_semaphore_kick_does_not_spin,
+	eventfd_full_blocking_call_does_not_hang,
+	eventfd_kick_replaced_while_kicked,
+	eventfd_kick_made_blocking_later_does_not_hang,
+	eventfd_call_made_blocking_later_does_not_hang))

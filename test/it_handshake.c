@@ -317,19 +317,14 @@ START_TEST(reset_device_then_set_up_again)
 }
 END_TEST
 
-Suite *
-it_handshake_suite(void)
-{
-	return add_cases(suite_create("it_handshake"), IT_TIMEOUT, NULL, NULL,
-	    "negotiation", TESTS(handshake_offers_features,
-		handshake_qemu_order_then_served,
-		reply_ack_nacks_bad_requests_and_stays_up,
-		need_reply_without_reply_ack_gets_no_ack,
-		reset_device_then_set_up_again),
-	    "enable", TESTS(enable_without_protocol_features_is_implicit,
-		enable_with_protocol_features_waits_for_enable,
-		disable_holds_requests_until_enabled),
-	    "vring_base", TESTS(vring_base_reports_avail_index_and_restarts,
-		vring_base_restart_at_new_index_wraps),
-	    NULL);
-}
+SUITE(it_handshake, IT_TIMEOUT, NULL, NULL,
+    "negotiation", TESTS(handshake_offers_features,
+	handshake_qemu_order_then_served,
+	reply_ack_nacks_bad_requests_and_stays_up,
+	need_reply_without_reply_ack_gets_no_ack,
+	reset_device_then_set_up_again),
+    "enable", TESTS(enable_without_protocol_features_is_implicit,
+	enable_with_protocol_features_waits_for_enable,
+	disable_holds_requests_until_enabled),
+    "vring_base", TESTS(vring_base_reports_avail_index_and_restarts,
+	vring_base_restart_at_new_index_wraps))

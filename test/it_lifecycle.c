@@ -459,19 +459,14 @@ START_TEST(socket_activation_other_pid_ignored)
 }
 END_TEST
 
-Suite *
-it_lifecycle_suite(void)
-{
-	return add_cases(suite_create("it_lifecycle"), IT_TIMEOUT, NULL, NULL,
-	    "sockets", TESTS(three_sockets_served_concurrently,
-		busy_socket_second_front_end_waits,
-		disconnect_mid_run_then_reconnect,
-		disconnect_during_handshake_then_reconnect,
-		stale_socket_file_replaced, non_socket_at_socket_path_refused),
-	    "signals", TESTS(sigterm_exits_cleanly_with_stats),
-	    "handed_sockets", TESTS(fd_connected_socketpair,
-		fd_listening_socket, fd_not_a_socket_refused,
-		socket_activation_listen_fds,
-		socket_activation_other_pid_ignored),
-	    NULL);
-}
+SUITE(it_lifecycle, IT_TIMEOUT, NULL, NULL,
+    "sockets", TESTS(three_sockets_served_concurrently,
+	busy_socket_second_front_end_waits,
+	disconnect_mid_run_then_reconnect,
+	disconnect_during_handshake_then_reconnect,
+	stale_socket_file_replaced, non_socket_at_socket_path_refused),
+    "signals", TESTS(sigterm_exits_cleanly_with_stats),
+    "handed_sockets", TESTS(fd_connected_socketpair,
+	fd_listening_socket, fd_not_a_socket_refused,
+	socket_activation_listen_fds,
+	socket_activation_other_pid_ignored))

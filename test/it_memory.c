@@ -415,9 +415,7 @@ START_TEST(unrunnable_ring_addr_outside_memory_nacked)
 	IT_OK(fe_send_mem_table(&fe));
 	IT_OK(fe_ring_start(&fe, 0));
 	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -470,9 +468,7 @@ START_TEST(unrunnable_ring_at_start_is_an_error)
 	/* The memory is back: the same start runs. */
 	IT_OK(fe_send_mem_table(&fe));
 	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 

@@ -21,7 +21,6 @@
 #include "hostile.h"
 #include "it.h"
 
-Suite	*it_polling_suite(void);
 
 /* Times the daemon's threads went to sleep in the next second. */
 static int64_t
@@ -94,16 +93,9 @@ START_TEST(polling_ring_disabled_or_broken_sleeps)
 	ck_assert_int_eq(fe_request(&fe, FE_SET_VRING_KICK, &nofd, 8, NULL, 0,
 	    true), 0);
 	served_unkicked(&fe, &vd);
-	fe_close(&fe);
-	stops_within_1s(&vd);
-	vd_cleanup(&vd);
+	end_within_1s(&vd, &fe);
 }
 END_TEST
 
-Suite *
-it_polling_suite(void)
-{
-	return add_cases(suite_create("it_polling"), IT_TIMEOUT, NULL, NULL,
-	    "polling", TESTS(polling_ring_disabled_or_broken_sleeps),
-	    NULL);
-}
+SUITE(it_polling, IT_TIMEOUT, NULL, NULL,
+    "polling", TESTS(polling_ring_disabled_or_broken_sleeps))

@@ -157,9 +157,7 @@ START_TEST(ratelimit_one_guest_4096_per_100ms)
 		}
 	}
 	ck_assert_msg(ok, "GET_VRING_BASE took %lld us", (long long)dt / 1000);
-	fe_close(&r.fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &r.fe);
 }
 END_TEST
 
@@ -319,13 +317,8 @@ START_TEST(ratelimit_disconnect_while_throttled)
 }
 END_TEST
 
-Suite *
-it_ratelimit_suite(void)
-{
-	return add_cases(suite_create("it_ratelimit"), IT_TIMEOUT, NULL, NULL,
-	    "ratelimit", TESTS(ratelimit_one_guest_4096_per_100ms,
-		ratelimit_four_guests_fair_shares,
-		ratelimit_tiny_budget_nobody_starves,
-		ratelimit_disconnect_while_throttled),
-	    NULL);
-}
+SUITE(it_ratelimit, IT_TIMEOUT, NULL, NULL,
+    "ratelimit", TESTS(ratelimit_one_guest_4096_per_100ms,
+	ratelimit_four_guests_fair_shares,
+	ratelimit_tiny_budget_nobody_starves,
+	ratelimit_disconnect_while_throttled))

@@ -24,7 +24,6 @@
 
 #include "it.h"
 
-Suite	*it_resources_suite(void);
 
 /* How long the daemon is watched while it cannot accept. */
 #define STARVED_MS		2000
@@ -109,9 +108,7 @@ START_TEST(emfile_backs_off_then_accepts)
 	    "shortage: %s%s", fe_errstr(), vd_log_text(&vd));
 	IT_SERVE(&fe, 64, &vd);
 	ck_assert_int_eq(vd_log_count(&vd, "accepting again"), 1);
-	fe_close(&fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe);
 }
 END_TEST
 
@@ -217,19 +214,12 @@ START_TEST(stale_socket_still_replaced)
 	ck_assert_msg(fe_open(&fe, path, NULL) == 0, "%s%s", fe_errstr(),
 	    vd_log_text(&b));
 	IT_SERVE(&fe, 64, &b);
-	fe_close(&fe);
-	IT_STOP(&b);
-	vd_cleanup(&b);
+	IT_END(&b, &fe);
 	vd_cleanup(&a);
 }
 END_TEST
 
-Suite *
-it_resources_suite(void)
-{
-	return add_cases(suite_create("it_resources"), IT_TIMEOUT, NULL, NULL,
-	    "descriptors", TESTS(emfile_backs_off_then_accepts),
-	    "socket_files", TESTS(live_socket_not_taken_over,
-		exit_removes_only_own_socket, stale_socket_still_replaced),
-	    NULL);
-}
+SUITE(it_resources, IT_TIMEOUT, NULL, NULL,
+    "descriptors", TESTS(emfile_backs_off_then_accepts),
+    "socket_files", TESTS(live_socket_not_taken_over,
+	exit_removes_only_own_socket, stale_socket_still_replaced))

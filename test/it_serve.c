@@ -123,9 +123,7 @@ START_TEST(gather_fault_gives_back_every_request)
 	ck_assert_int_eq(fe_drain_errs(&a), 1);	/* signalled once */
 	IT_SERVE(&b, 64, &vd);
 	fe_close(&a);
-	fe_close(&b);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &b);
 }
 END_TEST
 
@@ -159,9 +157,7 @@ START_TEST(poll_us_serves_then_sleeps)
 	    "spin ended", (long long)(cpu1 - cpu0));
 	/* And a kick still wakes it. */
 	IT_SERVE(&a, 64, &vd);
-	fe_close(&a);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &a);
 }
 END_TEST
 
@@ -229,9 +225,7 @@ START_TEST(poll_us_finds_buffers_without_kick)
 	/* ...and a kick serves it. */
 	fe_kick(&a);
 	ck_assert_uint_eq(fe_wait_used(&a, 1, 3000), 1);
-	fe_close(&a);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &a);
 }
 END_TEST
 
@@ -279,9 +273,7 @@ START_TEST(poll_us_spin_survives_stray_kick)
 	ck_assert_msg(got == 1, "a stray kick ended the --poll-us spin: a "
 	    "buffer posted without a kick 100 ms into a 500 ms window was "
 	    "not served");
-	fe_close(&a);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &a);
 }
 END_TEST
 
@@ -317,9 +309,7 @@ START_TEST(idle_after_stream_costs_nothing)
 	ck_assert_msg(cpu1 - cpu0 <= 20, "%lld ms of CPU in 1 s of idle",
 	    (long long)(cpu1 - cpu0));
 	IT_SERVE(&a, 64, &vd);
-	fe_close(&a);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &a);
 }
 END_TEST
 
@@ -363,9 +353,7 @@ START_TEST(poll_us_memory_shrunk_during_spin)
 	IT_SERVE(&b, 4096, &vd);
 	assert_alive(&vd);
 	fe_close(&a);
-	fe_close(&b);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &b);
 }
 END_TEST
 
@@ -403,22 +391,15 @@ START_TEST(kick_never_drained_does_not_spin)
 	ck_assert_int_eq(read(a.kick, &v, sizeof(v)), sizeof(v));
 	ck_assert_uint_eq(v, big + 20);
 	IT_SERVE(&a, 64, &vd);
-	fe_close(&a);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &a);
 }
 END_TEST
 
-Suite *
-it_serve_suite(void)
-{
-	return add_cases(suite_create("it_serve"), IT_TIMEOUT, NULL, NULL,
-	    "faults", TESTS(gather_fault_gives_back_every_request,
-		poll_us_memory_shrunk_during_spin),
-	    "poll", TESTS(poll_us_serves_then_sleeps,
-		poll_us_finds_buffers_without_kick,
-		poll_us_spin_survives_stray_kick,
-		idle_after_stream_costs_nothing,
-		kick_never_drained_does_not_spin),
-	    NULL);
-}
+SUITE(it_serve, IT_TIMEOUT, NULL, NULL,
+    "faults", TESTS(gather_fault_gives_back_every_request,
+	poll_us_memory_shrunk_during_spin),
+    "poll", TESTS(poll_us_serves_then_sleeps,
+	poll_us_finds_buffers_without_kick,
+	poll_us_spin_survives_stray_kick,
+	idle_after_stream_costs_nothing,
+	kick_never_drained_does_not_spin))

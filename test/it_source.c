@@ -204,9 +204,7 @@ START_TEST(file_source_two_guests_share_it_once)
 	ck_assert_uint_eq(fe_wait_used(&fe[1], 1, 100), 0);
 	ck_assert_int_eq(vd_log_count(&vd, "used up"), 1);
 	fe_close(&fe[0]);
-	fe_close(&fe[1]);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END(&vd, &fe[1]);
 }
 END_TEST
 
@@ -546,15 +544,10 @@ START_TEST(chardev_source_saying_eagain_does_not_spin)
 }
 END_TEST
 
-Suite *
-it_source_suite(void)
-{
-	return add_cases(suite_create("it_source"), IT_TIMEOUT, NULL, NULL,
-	    "file", TESTS(file_source_delivers_file_in_order,
-		file_source_two_guests_share_it_once,
-		file_source_used_up_waits_and_logs_once),
-	    "fifo", TESTS(fifo_source_delivers_writes_and_never_blocks_control,
-		fifo_source_shared_fairly_by_three_guests),
-	    "device", TESTS(chardev_source_saying_eagain_does_not_spin),
-	    NULL);
-}
+SUITE(it_source, IT_TIMEOUT, NULL, NULL,
+    "file", TESTS(file_source_delivers_file_in_order,
+	file_source_two_guests_share_it_once,
+	file_source_used_up_waits_and_logs_once),
+    "fifo", TESTS(fifo_source_delivers_writes_and_never_blocks_control,
+	fifo_source_shared_fairly_by_three_guests),
+    "device", TESTS(chardev_source_saying_eagain_does_not_spin))

@@ -21,7 +21,6 @@
 #include "hostile.h"
 #include "it.h"
 
-Suite	*it_stalls_suite(void);
 
 /* SET_FEATURES with need_reply: 20 bytes. */
 struct dripped {
@@ -261,13 +260,8 @@ START_TEST(flood_failing_mem_tables_log_is_bounded)
 }
 END_TEST
 
-Suite *
-it_stalls_suite(void)
-{
-	return add_cases(suite_create("it_stalls"), IT_TIMEOUT, NULL, NULL,
-	    "stalls_and_floods", TESTS(
-		stall_message_dripped_byte_by_byte_is_dropped,
-		stall_sigterm_while_dripping, flood_reconnects_log_is_bounded,
-		flood_failing_mem_tables_log_is_bounded),
-	    NULL);
-}
+SUITE(it_stalls, IT_TIMEOUT, NULL, NULL,
+    "stalls_and_floods", TESTS(
+	stall_message_dripped_byte_by_byte_is_dropped,
+	stall_sigterm_while_dripping, flood_reconnects_log_is_bounded,
+	flood_failing_mem_tables_log_is_bounded))

@@ -33,6 +33,22 @@ Suite	*add_cases(Suite *s, double timeout, SFun setup, SFun teardown,
 	    ...) __attribute__((sentinel));
 
 /*
+ * SUITE(name, timeout, setup, teardown, case, TESTS(...), ...) defines
+ * Suite *name_suite(void), which makes the suite "name" of the cases
+ * that follow (add_cases: pairs of a case name and its tests, every case
+ * with that timeout and fixture).  A suite that adds more (tables, loop
+ * or exit tests, other fixtures) writes its constructor out.
+ */
+#define SUITE(name, timeout, setup, teardown, ...)			\
+Suite	*name##_suite(void);						\
+Suite *									\
+name##_suite(void)							\
+{									\
+	return add_cases(suite_create(#name), (timeout), (setup),	\
+	    (teardown), __VA_ARGS__, (const char *)NULL);		\
+}
+
+/*
  * Cases named once, in a table: the entries of table are structs whose
  * first member is the case's name (const char *).  ADD_TABLE adds the
  * Check test t to tc once per entry, under that entry's name, with _i

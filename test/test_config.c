@@ -508,23 +508,18 @@ START_TEST(reparse_after_aborted_cluster)
 }
 END_TEST
 
-Suite *
-config_suite(void)
-{
-	return add_cases(suite_create("config"), UNIT_TIMEOUT, NULL, NULL,
-	    "options", TESTS(defaults, no_arguments_keeps_defaults,
-		long_options_with_equals, long_options_separate_values,
-		short_options, short_options_attached_values,
-		rng_source_is_filename_alias, verbose_counts, fd_option,
-		print_capabilities, print_capabilities_abbreviated, given_flags,
-		help_exits, version_exits),
-	    "bounds", TESTS(socket_count_bounds, socket_count_refused,
-		period_bounds, max_bytes_bounds, health_tests_on_off,
-		socket_path_fits_exactly,
-		socket_path_too_long),
-	    "refusals", TESTS(empty_paths_refused, fd_with_socket_path_refused,
-		fd_with_socket_count_refused, unknown_option, missing_value,
-		flag_with_value_refused, stray_argument,
-		error_fits_small_buffer, reparse_after_aborted_cluster),
-	    NULL);
-}
+SUITE(config, UNIT_TIMEOUT, NULL, NULL,
+    "options", TESTS(defaults, no_arguments_keeps_defaults,
+	long_options_with_equals, long_options_separate_values,
+	short_options, short_options_attached_values,
+	rng_source_is_filename_alias, verbose_counts, fd_option,
+	print_capabilities, print_capabilities_abbreviated, given_flags,
+	help_exits, version_exits),
+    "bounds", TESTS(socket_count_bounds, socket_count_refused,
+	period_bounds, max_bytes_bounds, health_tests_on_off,
+	socket_path_fits_exactly,
+	socket_path_too_long),
+    "refusals", TESTS(empty_paths_refused, fd_with_socket_path_refused,
+	fd_with_socket_count_refused, unknown_option, missing_value,
+	flag_with_value_refused, stray_argument,
+	error_fits_small_buffer, reparse_after_aborted_cluster))

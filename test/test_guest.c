@@ -29,7 +29,6 @@
 #include "vu_dev.h"
 #include "vu_proto.h"
 
-Suite	*guest_suite(void);
 
 #define MS		1000000ull
 #define PROMPT_MS	1000
@@ -989,22 +988,17 @@ START_TEST(stop_after_kick_replaced)
 }
 END_TEST
 
-Suite *
-guest_suite(void)
-{
-	return add_cases(suite_create("guest"), UNIT_TIMEOUT, setup, teardown,
-	    "lifecycle", TESTS(ends_when_peer_closes,
-		ends_when_silent_peer_closes, stop_mid_handshake,
-		stop_mid_message),
-	    "serving", TESTS(serves_request_with_stats, ring_wraps,
-		file_source_bytes, fifo_source_waits_then_serves),
-	    "malformed", TESTS(malformed_size_ends, bad_version_ends,
-		unsupported_request_ends),
-	    "ratelimit", TESTS(throttled_request_held,
-		throttle_released_next_period),
-	    "faults", TESTS(fault_handler_installs,
-		shrunk_memory_breaks_ring_only),
-	    "hostile_eventfds", TESTS(stop_while_call_eventfd_full,
-		stop_after_kick_replaced),
-	    NULL);
-}
+SUITE(guest, UNIT_TIMEOUT, setup, teardown,
+    "lifecycle", TESTS(ends_when_peer_closes,
+	ends_when_silent_peer_closes, stop_mid_handshake,
+	stop_mid_message),
+    "serving", TESTS(serves_request_with_stats, ring_wraps,
+	file_source_bytes, fifo_source_waits_then_serves),
+    "malformed", TESTS(malformed_size_ends, bad_version_ends,
+	unsupported_request_ends),
+    "ratelimit", TESTS(throttled_request_held,
+	throttle_released_next_period),
+    "faults", TESTS(fault_handler_installs,
+	shrunk_memory_breaks_ring_only),
+    "hostile_eventfds", TESTS(stop_while_call_eventfd_full,
+	stop_after_kick_replaced))

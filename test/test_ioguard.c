@@ -204,16 +204,11 @@ START_TEST(read_while_watching_is_interrupted)
 }
 END_TEST
 
-Suite *
-ioguard_suite(void)
-{
-	return add_cases(suite_create("ioguard"), 10, setup, teardown,
-	    "eventfd", TESTS(read_of_empty_blocking_eventfd_is_interrupted,
-		write_to_full_blocking_eventfd_is_interrupted,
-		ready_eventfd_works_and_timer_is_disarmed),
-	    "often", TESTS(write_often_ready_eventfd_turns_watching_on,
-		write_often_watching_stops_by_itself,
-		write_often_full_blocking_eventfd_is_interrupted,
-		read_while_watching_is_interrupted),
-	    NULL);
-}
+SUITE(ioguard, 10, setup, teardown,
+    "eventfd", TESTS(read_of_empty_blocking_eventfd_is_interrupted,
+	write_to_full_blocking_eventfd_is_interrupted,
+	ready_eventfd_works_and_timer_is_disarmed),
+    "often", TESTS(write_often_ready_eventfd_turns_watching_on,
+	write_often_watching_stops_by_itself,
+	write_often_full_blocking_eventfd_is_interrupted,
+	read_while_watching_is_interrupted))

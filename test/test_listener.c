@@ -22,7 +22,6 @@
 #include "sdnotify.h"
 #include "unit.h"
 
-Suite	*listener_suite(void);
 
 #define SUN_PATH_MAX	sizeof(((struct sockaddr_un *)0)->sun_path)
 
@@ -960,24 +959,18 @@ START_TEST(close_leaves_replaced_socket)
 }
 END_TEST
 
-Suite *
-listener_suite(void)
-{
-	return add_cases(suite_create("listener"), UNIT_TIMEOUT, setup,
-	    teardown,
-	    "create", TESTS(create_sockets, stale_socket_replaced,
-		regular_file_refused, directory_refused, path_length_limit,
-		failure_undoes_earlier, too_long_at_index_ten_undoes_earlier,
-		close_unlinks_only_created, close_twice_and_gone),
-	    "from_fd", TESTS(from_fd_listening, from_fd_connected,
-		from_fd_refused),
-	    "systemd", TESTS(systemd_not_for_us, systemd_garbage_fds,
-		systemd_zero, systemd_too_many, systemd_two_listening,
-		systemd_bad_fds_refused),
-	    "notify", TESTS(notify_path, notify_abstract,
-		notify_quiet_when_unset, notify_bad_socket_warns),
-	    "live_socket", TESTS(live_socket_refused,
-		live_socket_with_full_backlog_refused,
-		close_leaves_replaced_socket),
-	    NULL);
-}
+SUITE(listener, UNIT_TIMEOUT, setup, teardown,
+    "create", TESTS(create_sockets, stale_socket_replaced,
+	regular_file_refused, directory_refused, path_length_limit,
+	failure_undoes_earlier, too_long_at_index_ten_undoes_earlier,
+	close_unlinks_only_created, close_twice_and_gone),
+    "from_fd", TESTS(from_fd_listening, from_fd_connected,
+	from_fd_refused),
+    "systemd", TESTS(systemd_not_for_us, systemd_garbage_fds,
+	systemd_zero, systemd_too_many, systemd_two_listening,
+	systemd_bad_fds_refused),
+    "notify", TESTS(notify_path, notify_abstract,
+	notify_quiet_when_unset, notify_bad_socket_warns),
+    "live_socket", TESTS(live_socket_refused,
+	live_socket_with_full_backlog_refused,
+	close_leaves_replaced_socket))

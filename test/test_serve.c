@@ -32,7 +32,6 @@
 #include "virtq.h"
 #include "vu_dev.h"
 
-Suite	*serve_suite(void);
 
 #define A_SIZE		(1ull << 20)
 #define B_SIZE		(64ull << 10)
@@ -1074,24 +1073,19 @@ START_TEST(spin_mode_ends_when_ring_breaks)
 }
 END_TEST
 
-Suite *
-serve_suite(void)
-{
-	return add_cases(suite_create("serve"), UNIT_TIMEOUT, setup, teardown,
-	    "serving", TESTS(pool_serves_small_request, pool_bytes_never_reused,
-		pool_boundary_1024_direct_1025, direct_file_bytes_big_request,
-		one_call_per_batch, event_idx_kick_and_call,
-		pass_limit_256_requests, pass_limit_4_mib,
-		eof_request_goes_back, fifo_waits_for_source),
-	    "ratelimit", TESTS(grant_trims_batch, grant_exactly_request,
-		unused_grant_goes_back),
-	    "broken", TESTS(sigbus_in_gather_gives_back_all,
-		efault_in_fill_gives_back, sigbus_in_pool_copy_no_reuse,
-		report_once_per_break, report_again_when_restart_breaks_at_once,
-		break_outside_serve_reported_by_serve_ring),
-	    "spin", TESTS(spin_finds_posted_buffer, spin_times_out,
-		spin_ends_for_epoll_event, spin_event_idx_leaves_avail_event,
-		spin_not_runnable, spin_sigbus_breaks_ring,
-		spin_mode_ends_when_ring_breaks),
-	    NULL);
-}
+SUITE(serve, UNIT_TIMEOUT, setup, teardown,
+    "serving", TESTS(pool_serves_small_request, pool_bytes_never_reused,
+	pool_boundary_1024_direct_1025, direct_file_bytes_big_request,
+	one_call_per_batch, event_idx_kick_and_call,
+	pass_limit_256_requests, pass_limit_4_mib,
+	eof_request_goes_back, fifo_waits_for_source),
+    "ratelimit", TESTS(grant_trims_batch, grant_exactly_request,
+	unused_grant_goes_back),
+    "broken", TESTS(sigbus_in_gather_gives_back_all,
+	efault_in_fill_gives_back, sigbus_in_pool_copy_no_reuse,
+	report_once_per_break, report_again_when_restart_breaks_at_once,
+	break_outside_serve_reported_by_serve_ring),
+    "spin", TESTS(spin_finds_posted_buffer, spin_times_out,
+	spin_ends_for_epoll_event, spin_event_idx_leaves_avail_event,
+	spin_not_runnable, spin_sigbus_breaks_ring,
+	spin_mode_ends_when_ring_breaks))

@@ -624,6 +624,23 @@ mem_region(struct vu_mem_region *r, uint64_t gpa, uint64_t uva)
 	r->mmap_offset = 0;
 }
 
+/*
+ * ADD_MEM_REG or REM_MEM_REG with need_reply for the region at GPA0/UVA0,
+ * with a fresh memfd if with_fd (returned; else -1): handled.
+ */
+static int
+send_region(uint32_t request, bool with_fd)
+{
+	int fd = -1;
+
+	msg_init(request, VU_FLAG_NEED_REPLY, sizeof(struct vu_mem_single));
+	mem_region(&msg.payload.single.region, GPA0, UVA0);
+	if (with_fd)
+		msg_add_fd(fd = unit_memfd("m", MEM_SIZE));
+	ck_assert_int_eq(handle(), 0);
+	return fd;
+}
+
 START_TEST(mem_table_good)
 {
 	int fds[2];
@@ -663,6 +680,27 @@ expect_mem_table_refused(void)
 	ck_assert_uint_eq(dev.mt.nregions, 0);
 }
 
+/*
+ * A SET_MEM_TABLE of size bytes that announces nregions, describes the
+ * first `described` (MEM_SIZE each, from GPA0 and UVA0 on) and carries
+ * nfds memfds: refused, its fds closed.
+ */
+static void
+mem_table_refused(uint32_t size, uint32_t nregions, unsigned described,
+    unsigned nfds)
+{
+	unsigned i;
+
+	msg_init(VU_SET_MEM_TABLE, 0, size);
+	msg.payload.mem.nregions = nregions;
+	for (i = 0; i < described; i++)
+		mem_region(&msg.payload.mem.regions[i], GPA0 + i * MEM_SIZE,
+		    UVA0 + i * MEM_SIZE);
+	for (i = 0; i < nfds; i++)
+		msg_add_fd(unit_memfd("m", MEM_SIZE));
+	expect_mem_table_refused();
+}
+
 START_TEST(mem_table_nine_regions)
 {
 	unsigned i;
@@ -678,51 +716,25 @@ START_TEST(mem_table_nine_regions)
 	expect_mem_table_refused();
 
 	/* Nine with a matching size: more than a message may carry. */
-	msg_init(VU_SET_MEM_TABLE, 0, 8 + 9 * 32);
-	msg.payload.mem.nregions = 9;
-	msg_add_fd(unit_memfd("m", MEM_SIZE));
-	expect_mem_table_refused();
-
-	msg_init(VU_SET_MEM_TABLE, 0, 8);
-	msg.payload.mem.nregions = UINT32_MAX;
-	expect_mem_table_refused();
+	mem_table_refused(8 + 9 * 32, 9, 0, 1);
+	mem_table_refused(8, UINT32_MAX, 0, 0);
 }
 END_TEST
 
 START_TEST(mem_table_size_mismatch)
 {
 	/* One region announced, two sent. */
-	msg_init(VU_SET_MEM_TABLE, 0, 8 + 2 * 32);
-	msg.payload.mem.nregions = 1;
-	mem_region(&msg.payload.mem.regions[0], GPA0, UVA0);
-	msg_add_fd(unit_memfd("m", MEM_SIZE));
-	expect_mem_table_refused();
-
+	mem_table_refused(8 + 2 * 32, 1, 1, 1);
 	/* Two announced, one sent. */
-	msg_init(VU_SET_MEM_TABLE, 0, 8 + 32);
-	msg.payload.mem.nregions = 2;
-	mem_region(&msg.payload.mem.regions[0], GPA0, UVA0);
-	msg_add_fd(unit_memfd("m", MEM_SIZE));
-	msg_add_fd(unit_memfd("m", MEM_SIZE));
-	expect_mem_table_refused();
-
+	mem_table_refused(8 + 32, 2, 1, 2);
 	/* Not a whole region. */
-	msg_init(VU_SET_MEM_TABLE, 0, 8 + 31);
-	msg.payload.mem.nregions = 1;
-	msg_add_fd(unit_memfd("m", MEM_SIZE));
-	expect_mem_table_refused();
+	mem_table_refused(8 + 31, 1, 0, 1);
 }
 END_TEST
 
 START_TEST(mem_table_fd_count_mismatch)
 {
-	msg_init(VU_SET_MEM_TABLE, 0, 8 + 2 * 32);
-	msg.payload.mem.nregions = 2;
-	mem_region(&msg.payload.mem.regions[0], GPA0, UVA0);
-	mem_region(&msg.payload.mem.regions[1], GPA0 + MEM_SIZE,
-	    UVA0 + MEM_SIZE);
-	msg_add_fd(unit_memfd("m", MEM_SIZE));
-	expect_mem_table_refused();
+	mem_table_refused(8 + 2 * 32, 2, 2, 1);
 }
 END_TEST
 
@@ -731,38 +743,23 @@ START_TEST(add_and_remove_region)
 	int fd, extra;
 
 	negotiate_reply_ack();
-	msg_init(VU_ADD_MEM_REG, VU_FLAG_NEED_REPLY,
-	    sizeof(struct vu_mem_single));
-	mem_region(&msg.payload.single.region, GPA0, UVA0);
-	msg_add_fd(fd = unit_memfd("m", MEM_SIZE));
-	ck_assert_int_eq(handle(), 0);
+	fd = send_region(VU_ADD_MEM_REG, true);
 	ck_assert_uint_eq(reply_u64(VU_ADD_MEM_REG), 0);
 	ck_assert_uint_eq(dev.mt.nregions, 1);
 	ck_assert(unit_fd_closed(fd));
 
 	/* The same again overlaps: refused, acked as a failure. */
-	msg_init(VU_ADD_MEM_REG, VU_FLAG_NEED_REPLY,
-	    sizeof(struct vu_mem_single));
-	mem_region(&msg.payload.single.region, GPA0, UVA0);
-	msg_add_fd(fd = unit_memfd("m", MEM_SIZE));
-	ck_assert_int_eq(handle(), 0);
+	fd = send_region(VU_ADD_MEM_REG, true);
 	ck_assert_uint_ne(reply_u64(VU_ADD_MEM_REG), 0);
 	ck_assert(unit_fd_closed(fd));
 
 	/* REM_MEM_REG may carry an fd: closed unused. */
-	msg_init(VU_REM_MEM_REG, VU_FLAG_NEED_REPLY,
-	    sizeof(struct vu_mem_single));
-	mem_region(&msg.payload.single.region, GPA0, UVA0);
-	msg_add_fd(extra = unit_memfd("m", MEM_SIZE));
-	ck_assert_int_eq(handle(), 0);
+	extra = send_region(VU_REM_MEM_REG, true);
 	ck_assert_uint_eq(reply_u64(VU_REM_MEM_REG), 0);
 	ck_assert(unit_fd_closed(extra));
 	ck_assert_uint_eq(dev.mt.nregions, 0);
 
-	msg_init(VU_REM_MEM_REG, VU_FLAG_NEED_REPLY,
-	    sizeof(struct vu_mem_single));
-	mem_region(&msg.payload.single.region, GPA0, UVA0);
-	ck_assert_int_eq(handle(), 0);
+	(void)send_region(VU_REM_MEM_REG, false);
 	ck_assert_uint_ne(reply_u64(VU_REM_MEM_REG), 0);
 }
 END_TEST
@@ -1106,20 +1103,32 @@ START_TEST(kick_semaphore_loaded_refused)
 }
 END_TEST
 
-/* Boundary: a semaphore eventfd holding 1 drains in one read: accepted. */
-START_TEST(kick_semaphore_count_one_accepted)
+/*
+ * SET_VRING_KICK with (a duplicate of) the eventfd k starts the ring, and
+ * k is read empty.
+ */
+static void
+kick_starts_drained(int k)
 {
-	int k = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
 	uint64_t v;
 
-	ck_assert_int_ge(k, 0);
-	kick_write(k, 1);
 	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, dup(k)), 0);
 	ck_assert(dev.started);
 	ck_assert(!dev.vq.broken);
 	ck_assert_int_ge(dev.kick_fd, 0);
+	/* O_NONBLOCK is on the shared description now: no hang here. */
 	ck_assert_int_eq(read(k, &v, sizeof(v)), -1);
 	ck_assert_int_eq(errno, EAGAIN);
+}
+
+/* Boundary: a semaphore eventfd holding 1 drains in one read: accepted. */
+START_TEST(kick_semaphore_count_one_accepted)
+{
+	int k = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
+
+	ck_assert_int_ge(k, 0);
+	kick_write(k, 1);
+	kick_starts_drained(k);
 	close(k);
 }
 END_TEST
@@ -1131,18 +1140,11 @@ END_TEST
 START_TEST(kick_count_drained_ring_starts)
 {
 	int k = eventfd(0, EFD_CLOEXEC);	/* blocking */
-	uint64_t v;
 
 	ck_assert_int_ge(k, 0);
 	kick_write(k, 0xfffffffffffffffeull);
-	ck_assert_int_eq(send_vring_fd(VU_SET_VRING_KICK, 0, dup(k)), 0);
-	ck_assert(dev.started);
-	ck_assert(!dev.vq.broken);
+	kick_starts_drained(k);
 	ck_assert(!dev.kick_polling);
-	ck_assert_int_ge(dev.kick_fd, 0);
-	/* O_NONBLOCK is on the shared description now: no hang here. */
-	ck_assert_int_eq(read(k, &v, sizeof(v)), -1);
-	ck_assert_int_eq(errno, EAGAIN);
 	close(k);
 }
 END_TEST
@@ -1210,35 +1212,30 @@ START_TEST(kick_unwatched_at_cleanup)
 }
 END_TEST
 
-Suite *
-vu_dev_suite(void)
-{
-	return add_cases(suite_create("vu_dev"), UNIT_TIMEOUT, setup, teardown,
-	    "replies", TESTS(get_features, get_others,
-		get_with_need_reply_one_reply, reply_to_gone_peer_fails,
-		reply_ack, need_reply_without_reply_ack),
-	    "rules", TESTS(size_rules, fd_rules, ring_index_rules,
-		unsupported_request),
-	    "ring", TESTS(set_features_enables_without_protocol_features,
-		set_features_with_protocol_features,
-		set_features_masks_unoffered, vring_num_while_started,
-		vring_num_values, vring_base_bounds, get_vring_base_stops,
-		vring_kick_nofd_polls, vring_fds_replaced,
-		vring_kick_clears_broken, vring_addr, reset_device,
-		reset_owner_disables, ring_runnable_and_notify,
-		ring_waits_for_enable, ring_region_removed, cleanup_closes_all),
-	    "memory", TESTS(mem_table_good, mem_table_nine_regions,
-		mem_table_size_mismatch, mem_table_fd_count_mismatch,
-		add_and_remove_region),
-	    "issue8", TESTS(get_max_mem_slots_509,
-		vring_addr_outside_table_refused,
-		vring_addr_checked_for_queue_size,
-		vring_addr_after_empty_table_refused,
-		ring_start_unmappable_counted_once,
-		ring_start_unconfigured_not_counted),
-	    "kick", TESTS(kick_semaphore_loaded_refused,
-		kick_semaphore_count_one_accepted,
-		kick_count_drained_ring_starts, kick_watched_edge_triggered,
-		kick_unwatched_at_cleanup),
-	    NULL);
-}
+SUITE(vu_dev, UNIT_TIMEOUT, setup, teardown,
+    "replies", TESTS(get_features, get_others,
+	get_with_need_reply_one_reply, reply_to_gone_peer_fails,
+	reply_ack, need_reply_without_reply_ack),
+    "rules", TESTS(size_rules, fd_rules, ring_index_rules,
+	unsupported_request),
+    "ring", TESTS(set_features_enables_without_protocol_features,
+	set_features_with_protocol_features,
+	set_features_masks_unoffered, vring_num_while_started,
+	vring_num_values, vring_base_bounds, get_vring_base_stops,
+	vring_kick_nofd_polls, vring_fds_replaced,
+	vring_kick_clears_broken, vring_addr, reset_device,
+	reset_owner_disables, ring_runnable_and_notify,
+	ring_waits_for_enable, ring_region_removed, cleanup_closes_all),
+    "memory", TESTS(mem_table_good, mem_table_nine_regions,
+	mem_table_size_mismatch, mem_table_fd_count_mismatch,
+	add_and_remove_region),
+    "issue8", TESTS(get_max_mem_slots_509,
+	vring_addr_outside_table_refused,
+	vring_addr_checked_for_queue_size,
+	vring_addr_after_empty_table_refused,
+	ring_start_unmappable_counted_once,
+	ring_start_unconfigured_not_counted),
+    "kick", TESTS(kick_semaphore_loaded_refused,
+	kick_semaphore_count_one_accepted,
+	kick_count_drained_ring_starts, kick_watched_edge_triggered,
+	kick_unwatched_at_cleanup))
