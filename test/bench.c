@@ -371,24 +371,6 @@ settle(struct fe *fe)
 
 /* ---- /proc ---------------------------------------------------------- */
 
-static int64_t
-status_kb(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	size_t fl = strlen(field);
-	int64_t v = -1;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	if ((fp = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), fp) != NULL)
-		if (strncmp(line, field, fl) == 0)
-			v = strtoll(line + fl, NULL, 10);
-	fclose(fp);
-	return v;
-}
-
 /* Every thread of pid is traced by tracer. */
 static bool
 all_traced(pid_t pid, pid_t tracer)
@@ -396,27 +378,20 @@ all_traced(pid_t pid, pid_t tracer)
 	char path[300];
 	struct dirent *de;
 	bool all = true;
+	int64_t t;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
 	if ((d = opendir(path)) == NULL)
 		return false;
 	while (all && (de = readdir(d)) != NULL) {
-		char line[128];
-		long t = -1;
-		FILE *fp;
-
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/task/%s/status",
 		    (long)pid, de->d_name);
-		if ((fp = fopen(path, "r")) == NULL)
-			continue;
-		while (fgets(line, sizeof(line), fp) != NULL)
-			if (strncmp(line, "TracerPid:", 10) == 0)
-				t = strtol(line + 10, NULL, 10);
-		fclose(fp);
-		if (t != (long)tracer)
+		/* A thread that ended meanwhile (-1) is not one to wait for. */
+		t = proc_status_file(path, "TracerPid:");
+		if (t != -1 && t != (int64_t)tracer)
 			all = false;
 	}
 	closedir(d);
@@ -967,8 +942,8 @@ bench_many(void)
 			}
 		}
 		fig_add(&mbs[d], (double)bytes * 1e3 / (double)(now - t_from));
-		fig_add(&rss[d], (double)status_kb(vd.pid, "VmRSS:") / 1024);
-		fig_add(&thr[d], (double)status_kb(vd.pid, "Threads:"));
+		fig_add(&rss[d], (double)proc_status(vd.pid, "VmRSS:") / 1024);
+		fig_add(&thr[d], (double)proc_status(vd.pid, "Threads:"));
 		for (i = 0; i < MANY; i++)
 			fe_close(&fe[i]);
 		close(ep);
@@ -1014,20 +989,21 @@ bench_idle(void)
 			round_trip(&fe[d][i], gpa, 64);
 			if (i == 0) {
 				fe_sleep_ms(100);
-				rss1[d] = fig1((double)status_kb(vd[d].pid,
+				rss1[d] = fig1((double)proc_status(vd[d].pid,
 				    "VmRSS:") / 1024);
 			}
 		}
 	}
 	fe_sleep_ms(200);
 	for (d = 0; d < ndm; d++) {
-		rss64[d] = fig1((double)status_kb(vd[d].pid, "VmRSS:") / 1024);
+		rss64[d] = fig1((double)proc_status(vd[d].pid, "VmRSS:") /
+		    1024);
 		/*
 		 * RssShmem is the guests' own memory (rings and buffers the
 		 * daemon touched, and the kernel's fault-around neighbours):
 		 * the front-end's pages, not the daemon's allocation.
 		 */
-		shm64[d] = fig1((double)status_kb(vd[d].pid, "RssShmem:") /
+		shm64[d] = fig1((double)proc_status(vd[d].pid, "RssShmem:") /
 		    1024);
 		own64[d] = fig1(rss64[d].v[0] - shm64[d].v[0]);
 		cpu0[d] = vd_cpu_ms(&vd[d]);

@@ -474,9 +474,8 @@ vd_cpu_ms(const struct vd *vd)
 	return (int64_t)((ut + st) * 1000 / (unsigned long long)hz);
 }
 
-/* The number after "\n<field>" in a /proc status file, or -1. */
-static int64_t
-status_field(const char *path, const char *field)
+int64_t
+proc_status_file(const char *path, const char *field)
 {
 	char *buf, *p;
 	long long v;
@@ -512,7 +511,8 @@ vd_ctxt_switches(const struct vd *vd)
 		snprintf(path, sizeof(path), "/proc/%ld/task/%s/status",
 		    (long)vd->pid, de->d_name);
 		/* A thread that ended meanwhile counts for nothing. */
-		if ((v = status_field(path, "voluntary_ctxt_switches:")) > 0)
+		if ((v = proc_status_file(path, "voluntary_ctxt_switches:")) >
+		    0)
 			sum += v;
 	}
 	closedir(d);
@@ -520,10 +520,19 @@ vd_ctxt_switches(const struct vd *vd)
 }
 
 int64_t
-vd_vm_kib(const struct vd *vd)
+proc_status(pid_t pid, const char *field)
 {
 	char path[64];
 
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)vd->pid);
-	return status_field(path, "VmSize:");
+	if (pid == 0)
+		snprintf(path, sizeof(path), "/proc/self/status");
+	else
+		snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	return proc_status_file(path, field);
+}
+
+int64_t
+vd_vm_kib(const struct vd *vd)
+{
+	return proc_status(vd->pid, "VmSize:");
 }

@@ -90,6 +90,13 @@ int64_t	vd_cpu_ms(const struct vd *);
  * wake-up from poll(2) is one), or -1.
  */
 int64_t	vd_ctxt_switches(const struct vd *);
+/*
+ * The number after field ("VmRSS:", at a line start) in the /proc status
+ * file path, or -1; proc_status() reads /proc/<pid>/status (pid 0: this
+ * process's).
+ */
+int64_t	proc_status_file(const char *path, const char *field);
+int64_t	proc_status(pid_t pid, const char *field);
 /* The daemon's address space (VmSize), in KiB, or -1. */
 int64_t	vd_vm_kib(const struct vd *);
 

@@ -13,32 +13,9 @@
 #include "it.h"
 
 /*
- * The value of a "Name:\tvalue" line of /proc/PID/status (pid 0: ours),
- * or -1.  Seccomp_filters counts the filters in force: the test itself
- * may run under some (a container's), which the daemon inherits.
+ * Seccomp_filters (proc_status) counts the filters in force: the test
+ * itself may run under some (a container's), which the daemon inherits.
  */
-static long
-status_field(pid_t pid, const char *name)
-{
-	char path[64], line[256];
-	size_t n = strlen(name);
-	long v = -1;
-	FILE *f;
-
-	if (pid == 0)
-		snprintf(path, sizeof(path), "/proc/self/status");
-	else
-		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "re")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, name, n) == 0 && line[n] == ':') {
-			v = strtol(line + n + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
 
 /* Serves one request: the confined daemon can still do its job. */
 static void
@@ -62,19 +39,19 @@ START_TEST(daemon_confined_after_start)
 	ck_assert_msg(vd_log_wait(&vd, "sandbox: ", 1, 3000), "%s",
 	    vd_log_text(&vd));
 	serve_one(&vd);
-	ours = status_field(0, "Seccomp_filters");
+	ours = proc_status(0, "Seccomp_filters:");
 	ck_assert_int_ge(ours, 0);
 	if (vd_log_count(&vd, "sandbox: off in this sanitizer build") == 1) {
 		/* ASan's leak check needs what the filter forbids. */
-		ck_assert_int_eq(status_field(vd.pid, "Seccomp_filters"), ours);
+		ck_assert_int_eq(proc_status(vd.pid, "Seccomp_filters:"), ours);
 	} else {
 		ck_assert_msg(vd_log_count(&vd, "sandbox: on") == 1, "%s",
 		    vd_log_text(&vd));
 		/* 2: SECCOMP_MODE_FILTER; one filter more than we have. */
-		ck_assert_int_eq(status_field(vd.pid, "Seccomp"), 2);
-		ck_assert_int_eq(status_field(vd.pid, "Seccomp_filters"),
+		ck_assert_int_eq(proc_status(vd.pid, "Seccomp:"), 2);
+		ck_assert_int_eq(proc_status(vd.pid, "Seccomp_filters:"),
 		    ours + 1);
-		ck_assert_int_eq(status_field(vd.pid, "NoNewPrivs"), 1);
+		ck_assert_int_eq(proc_status(vd.pid, "NoNewPrivs:"), 1);
 	}
 	IT_STOP(&vd);
 	vd_cleanup(&vd);
@@ -89,23 +66,13 @@ START_TEST(no_sandbox_leaves_it_off)
 	ck_assert_msg(vd_log_wait(&vd, "sandbox: off (--no-sandbox)", 1,
 	    3000), "%s", vd_log_text(&vd));
 	serve_one(&vd);
-	ck_assert_int_ge(status_field(0, "Seccomp_filters"), 0);
-	ck_assert_int_eq(status_field(vd.pid, "Seccomp_filters"),
-	    status_field(0, "Seccomp_filters"));
+	ck_assert_int_ge(proc_status(0, "Seccomp_filters:"), 0);
+	ck_assert_int_eq(proc_status(vd.pid, "Seccomp_filters:"),
+	    proc_status(0, "Seccomp_filters:"));
 	IT_STOP(&vd);
 	vd_cleanup(&vd);
 }
 END_TEST
 
-Suite *
-it_sandbox_suite(void)
-{
-	Suite *s = suite_create("it_sandbox");
-	TCase *tc = tcase_create("sandbox");
-
-	tcase_set_timeout(tc, IT_TIMEOUT);
-	tcase_add_test(tc, daemon_confined_after_start);
-	tcase_add_test(tc, no_sandbox_leaves_it_off);
-	suite_add_tcase(s, tc);
-	return s;
-}
+SUITE(it_sandbox, IT_TIMEOUT, NULL, NULL,
+    "sandbox", TESTS(daemon_confined_after_start, no_sandbox_leaves_it_off))

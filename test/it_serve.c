@@ -22,6 +22,40 @@
 
 #include "it.h"
 
+/* What the daemon costs over one second: CPU and wake-ups. */
+struct cost {
+	int64_t		 cs0, cpu0;	/* the counts at the start */
+	int64_t		 wakeups;	/* voluntary context switches */
+	int64_t		 cpu_ms;
+};
+
+static struct cost
+cost_of_1s(struct vd *vd)
+{
+	struct cost c;
+
+	c.cs0 = vd_ctxt_switches(vd);
+	c.cpu0 = vd_cpu_ms(vd);
+	fe_sleep_ms(1000);
+	c.wakeups = vd_ctxt_switches(vd) - c.cs0;
+	c.cpu_ms = vd_cpu_ms(vd) - c.cpu0;
+	return c;
+}
+
+/*
+ * A daemon of nsock sockets spinning for us microseconds after serving
+ * (--poll-us), and an EVENT_IDX front-end on its socket 0.
+ */
+static void
+poll_us_guest(struct vd *vd, struct fe *fe, unsigned nsock, const char *us,
+    struct fe_cfg *cfg)
+{
+	IT_START(vd, nsock, "--poll-us", us, NULL);
+	fe_cfg_init(cfg);
+	cfg->event_idx = true;
+	IT_OPEN(fe, vd, 0, cfg);
+}
+
 /* SIGUSR1, and waits for the statistics line of guest last. */
 static void
 request_stats(struct vd *vd, unsigned last)
@@ -135,26 +169,21 @@ END_TEST
 START_TEST(poll_us_serves_then_sleeps)
 {
 	struct fe_cfg cfg;
+	struct cost c;
 	struct vd vd;
 	struct fe a;
-	int64_t cpu0, cpu1;
 	int i;
 
-	IT_START(&vd, 1, "--poll-us", "1000", NULL);
-	fe_cfg_init(&cfg);
-	cfg.event_idx = true;
-	IT_OPEN(&a, &vd, 0, &cfg);
+	poll_us_guest(&vd, &a, 1, "1000", &cfg);
 	for (i = 0; i < 50; i++)
 		IT_SERVE(&a, 64, &vd);
 	IT_SERVE(&a, 4096, &vd);
 	fe_sleep_ms(200);
 	ck_assert_uint_eq(fe_avail_event(&a), a.avail_idx);
-	cpu0 = vd_cpu_ms(&vd);
-	fe_sleep_ms(1000);
-	cpu1 = vd_cpu_ms(&vd);
-	ck_assert_int_ge(cpu0, 0);
-	ck_assert_msg(cpu1 - cpu0 < 50, "%lld ms of CPU in 1 s after the "
-	    "spin ended", (long long)(cpu1 - cpu0));
+	c = cost_of_1s(&vd);
+	ck_assert_int_ge(c.cpu0, 0);
+	ck_assert_msg(c.cpu_ms < 50, "%lld ms of CPU in 1 s after the spin "
+	    "ended", (long long)c.cpu_ms);
 	/* And a kick still wakes it. */
 	IT_SERVE(&a, 64, &vd);
 	IT_END(&vd, &a);
@@ -175,13 +204,10 @@ START_TEST(poll_us_finds_buffers_without_kick)
 	struct fe a;
 	struct fe_used_elem u;
 	uint16_t ev;
-	int64_t cpu0, cpu1;
+	struct cost c;
 	int i;
 
-	IT_START(&vd, 1, "--poll-us", "500000", NULL);
-	fe_cfg_init(&cfg);
-	cfg.event_idx = true;
-	IT_OPEN(&a, &vd, 0, &cfg);
+	poll_us_guest(&vd, &a, 1, "500000", &cfg);
 	/*
 	 * Let the daemon go back to epoll_wait first: a kick that arrives
 	 * while it still works on the last message ends the spin at once
@@ -214,11 +240,9 @@ START_TEST(poll_us_finds_buffers_without_kick)
 	ck_assert_msg(fe_avail_event(&a) == a.avail_idx, "avail_event %u "
 	    "after the spin, expected %u (kicks asked for again)",
 	    fe_avail_event(&a), a.avail_idx);
-	cpu0 = vd_cpu_ms(&vd);
-	fe_sleep_ms(1000);
-	cpu1 = vd_cpu_ms(&vd);
-	ck_assert_msg(cpu1 - cpu0 < 50, "%lld ms of CPU in 1 s after the "
-	    "spin ended", (long long)(cpu1 - cpu0));
+	c = cost_of_1s(&vd);
+	ck_assert_msg(c.cpu_ms < 50, "%lld ms of CPU in 1 s after the spin "
+	    "ended", (long long)c.cpu_ms);
 	/* Asleep now: a buffer without a kick waits... */
 	ck_assert(fe_post1(&a, fe_alloc(&a, 64, 64), 64) >= 0);
 	ck_assert_uint_eq(fe_wait_used(&a, 1, 100), 0);
@@ -246,10 +270,7 @@ START_TEST(poll_us_spin_survives_stray_kick)
 	struct fe_used_elem u;
 	unsigned got;
 
-	IT_START(&vd, 1, "--poll-us", "500000", NULL);
-	fe_cfg_init(&cfg);
-	cfg.event_idx = true;
-	IT_OPEN(&a, &vd, 0, &cfg);
+	poll_us_guest(&vd, &a, 1, "500000", &cfg);
 	IT_OK(fe_sync(&a));
 	fe_sleep_ms(50);
 	IT_SERVE(&a, 64, &vd);		/* spinning from here */
@@ -288,7 +309,7 @@ START_TEST(idle_after_stream_costs_nothing)
 	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe a;
-	int64_t cs0, cs1, cpu0, cpu1;
+	struct cost c;
 	int i;
 
 	IT_START(&vd, 1, NULL);
@@ -298,16 +319,12 @@ START_TEST(idle_after_stream_costs_nothing)
 	for (i = 0; i < 200; i++)
 		IT_SERVE(&a, 64, &vd);
 	fe_sleep_ms(300);
-	cs0 = vd_ctxt_switches(&vd);
-	cpu0 = vd_cpu_ms(&vd);
-	fe_sleep_ms(1000);
-	cs1 = vd_ctxt_switches(&vd);
-	cpu1 = vd_cpu_ms(&vd);
-	ck_assert_int_ge(cs0, 0);
-	ck_assert_msg(cs1 - cs0 <= 2, "%lld wake-ups in 1 s of idle (the "
-	    "eventfd guard's timer still runs?)", (long long)(cs1 - cs0));
-	ck_assert_msg(cpu1 - cpu0 <= 20, "%lld ms of CPU in 1 s of idle",
-	    (long long)(cpu1 - cpu0));
+	c = cost_of_1s(&vd);
+	ck_assert_int_ge(c.cs0, 0);
+	ck_assert_msg(c.wakeups <= 2, "%lld wake-ups in 1 s of idle (the "
+	    "eventfd guard's timer still runs?)", (long long)c.wakeups);
+	ck_assert_msg(c.cpu_ms <= 20, "%lld ms of CPU in 1 s of idle",
+	    (long long)c.cpu_ms);
 	IT_SERVE(&a, 64, &vd);
 	IT_END(&vd, &a);
 }
@@ -327,10 +344,7 @@ START_TEST(poll_us_memory_shrunk_during_spin)
 	struct fe a, b;
 	uint32_t base;
 
-	IT_START(&vd, 2, "--poll-us", "1000000", NULL);
-	fe_cfg_init(&cfg);
-	cfg.event_idx = true;
-	IT_OPEN(&a, &vd, 0, &cfg);
+	poll_us_guest(&vd, &a, 2, "1000000", &cfg);
 	IT_OPEN(&b, &vd, 1, &cfg);
 	fe_drain_errs(&a);
 	IT_SERVE(&a, 64, &vd);
@@ -369,7 +383,7 @@ START_TEST(kick_never_drained_does_not_spin)
 	struct vd vd;
 	struct fe a;
 	uint64_t big = 1ull << 62, v;
-	int64_t cs0, cs1, cpu0, cpu1;
+	struct cost c;
 	int i;
 
 	IT_START(&vd, 1, NULL);
@@ -378,15 +392,11 @@ START_TEST(kick_never_drained_does_not_spin)
 	for (i = 0; i < 20; i++)
 		IT_SERVE(&a, 64, &vd);
 	fe_sleep_ms(300);
-	cs0 = vd_ctxt_switches(&vd);
-	cpu0 = vd_cpu_ms(&vd);
-	fe_sleep_ms(1000);
-	cs1 = vd_ctxt_switches(&vd);
-	cpu1 = vd_cpu_ms(&vd);
-	ck_assert_msg(cs1 - cs0 <= 2, "%lld wake-ups in 1 s with a readable "
-	    "kick", (long long)(cs1 - cs0));
-	ck_assert_msg(cpu1 - cpu0 <= 20, "%lld ms of CPU in 1 s with a "
-	    "readable kick", (long long)(cpu1 - cpu0));
+	c = cost_of_1s(&vd);
+	ck_assert_msg(c.wakeups <= 2, "%lld wake-ups in 1 s with a readable "
+	    "kick", (long long)c.wakeups);
+	ck_assert_msg(c.cpu_ms <= 20, "%lld ms of CPU in 1 s with a readable "
+	    "kick", (long long)c.cpu_ms);
 	/* Nobody read it: the front-end's count is all there. */
 	ck_assert_int_eq(read(a.kick, &v, sizeof(v)), sizeof(v));
 	ck_assert_uint_eq(v, big + 20);

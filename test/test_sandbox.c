@@ -271,17 +271,7 @@ START_TEST(refuses_to_load_with_threads_running)
 }
 END_TEST
 
-Suite *
-sandbox_suite(void)
-{
-	Suite *s = suite_create("sandbox");
-	TCase *tc = tcase_create("filter");
-
-	tcase_set_timeout(tc, UNIT_TIMEOUT);
-	tcase_add_test(tc, forbidden_calls_fail_with_eperm);
-	tcase_add_test(tc, serving_calls_still_work);
-	tcase_add_test(tc, loads_when_an_outer_filter_forbids_seccomp);
-	tcase_add_test(tc, refuses_to_load_with_threads_running);
-	suite_add_tcase(s, tc);
-	return s;
-}
+SUITE(sandbox, UNIT_TIMEOUT, NULL, NULL,
+    "filter", TESTS(forbidden_calls_fail_with_eperm,
+	serving_calls_still_work, loads_when_an_outer_filter_forbids_seccomp,
+	refuses_to_load_with_threads_running))
