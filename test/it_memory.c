@@ -476,16 +476,13 @@ Suite *
 it_memory_suite(void)
 {
 	Suite *s = suite_create("it_memory");
-	TCase *tc;
 
-	tc = add_case(s, "memory", IT_TIMEOUT, NULL, NULL, TESTS(
+	ADD_TABLE(add_case(s, "memory", IT_TIMEOUT, NULL, NULL, TESTS(
 	    mem_memfd_shrunk_after_mapping_does_not_kill_daemon,
 	    mem_memfd_shrunk_under_buffer_survives,
-	    connect_disconnect_cycles_leak_no_fds));
-	ADD_TABLE(tc, mem_case, mem_cases);
-
-	add_case(s, "unrunnable_ring", IT_TIMEOUT, NULL, NULL, TESTS(
-	    unrunnable_ring_addr_outside_memory_nacked,
-	    unrunnable_ring_at_start_is_an_error));
-	return s;
+	    connect_disconnect_cycles_leak_no_fds)), mem_case, mem_cases);
+	return add_cases(s, IT_TIMEOUT, NULL, NULL,
+	    "unrunnable_ring", TESTS(unrunnable_ring_addr_outside_memory_nacked,
+		unrunnable_ring_at_start_is_an_error),
+	    NULL);
 }

@@ -354,11 +354,10 @@ Suite *
 it_ring_suite(void)
 {
 	Suite *s = suite_create("it_ring");
-	TCase *tc;
-
-	tc = add_case(s, "ring", IT_TIMEOUT, NULL, NULL, TESTS(
+	TCase *tc = add_case(s, "ring", IT_TIMEOUT, NULL, NULL, TESTS(
 	    ring_loop_in_huge_indirect_table_caught_quickly,
 	    ring_long_chain_served_short_and_exact));
+
 	ADD_TABLE(tc, ring_case, ring_cases);
 	return s;
 }

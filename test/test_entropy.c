@@ -668,28 +668,28 @@ START_TEST(pool_clear_wipes)
 }
 END_TEST
 
+/* A case of this suite: its tests share one directory (dir_setup). */
+static void
+dir_case(Suite *s, const char *name, const TTest *const *t)
+{
+	tcase_add_unchecked_fixture(add_case(s, name, UNIT_TIMEOUT, setup,
+	    teardown, t), dir_setup, dir_teardown);
+}
+
 Suite *
 entropy_suite(void)
 {
 	Suite *s = suite_create("entropy");
-	TCase *tc;
 
-	tc = add_case(s, "open", UNIT_TIMEOUT, setup, teardown, TESTS(
-	    directory_refused, missing_file_refused, long_path_refused,
-	    close_twice));
-	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
-
-	tc = add_case(s, "read", UNIT_TIMEOUT, setup, teardown, TESTS(
-	    file_in_order, empty_file, urandom, dev_null_exhausted,
-	    unwritable_buffer_is_fault, fifo_writers_come_and_go,
-	    fifo_removed_does_not_spin, two_reads_disjoint,
-	    two_threads_never_share));
-	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
-
-	tc = add_case(s, "pool", UNIT_TIMEOUT, setup, teardown, TESTS(
-	    csprng_detected_by_device_number, pooled_across_iovecs,
-	    pooled_refill_and_partial, pooled_source_fails_pool_not_empty,
-	    pooled_whole_pool, pooled_urandom_never_repeats, pool_clear_wipes));
-	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
+	dir_case(s, "open", TESTS(directory_refused, missing_file_refused,
+	    long_path_refused, close_twice));
+	dir_case(s, "read", TESTS(file_in_order, empty_file, urandom,
+	    dev_null_exhausted, unwritable_buffer_is_fault,
+	    fifo_writers_come_and_go, fifo_removed_does_not_spin,
+	    two_reads_disjoint, two_threads_never_share));
+	dir_case(s, "pool", TESTS(csprng_detected_by_device_number,
+	    pooled_across_iovecs, pooled_refill_and_partial,
+	    pooled_source_fails_pool_not_empty, pooled_whole_pool,
+	    pooled_urandom_never_repeats, pool_clear_wipes));
 	return s;
 }

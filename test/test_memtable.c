@@ -808,15 +808,14 @@ Suite *
 memtable_suite(void)
 {
 	Suite *s = suite_create("memtable");
-	TCase *tc;
 
-	tc = add_case(s, "translate", UNIT_TIMEOUT, setup, teardown, TESTS(
-	    set_translates_and_writes_land_in_memfd,
+	/* And set_n_regions for every n from 1 to VU_MEM_TABLE_MAX. */
+	tcase_add_loop_test(add_case(s, "translate", UNIT_TIMEOUT, setup,
+	    teardown, TESTS(set_translates_and_writes_land_in_memfd,
 	    zero_regions_empties_the_table, gpa_edges, gpa_region_at_top,
-	    uva_whole_range_only, mmap_offset_maps_file_offset));
-	tcase_add_loop_test(tc, set_n_regions, 1, VU_MEM_TABLE_MAX + 1);
-
-	add_cases(s, UNIT_TIMEOUT, setup, teardown,
+	    uva_whole_range_only, mmap_offset_maps_file_offset)),
+	    set_n_regions, 1, VU_MEM_TABLE_MAX + 1);
+	return add_cases(s, UNIT_TIMEOUT, setup, teardown,
 	    "validate", TESTS(count_mismatch_refused_and_fds_closed,
 		overlap_refused, adjacent_accepted, size_zero_refused,
 		gpa_wrap_refused, uva_wrap_refused,
@@ -831,5 +830,4 @@ memtable_suite(void)
 	    "many_slots", TESTS(all_slots_out_of_order_translate,
 		table_grows_with_regions),
 	    NULL);
-	return s;
 }
