@@ -419,23 +419,39 @@ vd_log_text(const struct vd *vd)
 	return text;
 }
 
-int
-vd_count_fds(const struct vd *vd)
+/*
+ * The entries of the directory path but "." and "..", each given to fn
+ * (if not NULL) with arg; returns how many there were, or -1.
+ */
+static int
+dir_entries(const char *path, void (*fn)(const char *name, void *arg),
+    void *arg)
 {
 	struct dirent *de;
-	char path[64];
 	DIR *d;
 	int n = 0;
 
-	/* What "ls /proc/<pid>/fd | wc -l" prints. */
-	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)vd->pid);
 	if ((d = opendir(path)) == NULL)
 		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (fn != NULL)
+			fn(de->d_name, arg);
+		n++;
+	}
 	closedir(d);
 	return n;
+}
+
+int
+vd_count_fds(const struct vd *vd)
+{
+	char path[64];
+
+	/* What "ls /proc/<pid>/fd | wc -l" prints. */
+	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)vd->pid);
+	return dir_entries(path, NULL, NULL);
 }
 
 int
@@ -494,29 +510,34 @@ proc_status_file(const char *path, const char *field)
 	return ret;
 }
 
+struct switches {
+	pid_t		 pid;
+	int64_t		 sum;
+};
+
+/* Adds the voluntary context switches of task to s->sum. */
+static void
+add_switches(const char *task, void *arg)
+{
+	struct switches *s = arg;
+	char path[300];
+	int64_t v;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task/%s/status",
+	    (long)s->pid, task);
+	/* A thread that ended meanwhile counts for nothing. */
+	if ((v = proc_status_file(path, "voluntary_ctxt_switches:")) > 0)
+		s->sum += v;
+}
+
 int64_t
 vd_ctxt_switches(const struct vd *vd)
 {
-	struct dirent *de;
-	char path[300];
-	int64_t sum = 0, v;
-	DIR *d;
+	struct switches s = { vd->pid, 0 };
+	char path[64];
 
 	snprintf(path, sizeof(path), "/proc/%ld/task", (long)vd->pid);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/task/%s/status",
-		    (long)vd->pid, de->d_name);
-		/* A thread that ended meanwhile counts for nothing. */
-		if ((v = proc_status_file(path, "voluntary_ctxt_switches:")) >
-		    0)
-			sum += v;
-	}
-	closedir(d);
-	return sum;
+	return dir_entries(path, add_switches, &s) < 0 ? -1 : s.sum;
 }
 
 int64_t

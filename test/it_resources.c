@@ -74,6 +74,19 @@ set_nofile(const struct vd *vd, rlim_t soft)
 	return old.rlim_cur;
 }
 
+/*
+ * The daemon vd serves fe once more, then exits on SIGTERM and removes
+ * its socket path.
+ */
+static void
+serves_then_exits_removing(struct vd *vd, struct fe *fe, const char *path)
+{
+	IT_SERVE(fe, 64, vd);
+	fe_close(fe);
+	IT_STOP(vd);
+	ck_assert_int_eq(access(path, F_OK), -1);
+}
+
 /* Issue 8: 692,000 log lines and 2.2 CPU-seconds in 3 s. */
 START_TEST(emfile_backs_off_then_accepts)
 {
@@ -137,6 +150,14 @@ second_daemon(struct vd *second, const struct vd *first, bool wait_ready)
 	return wait_ready ? 0 : vd_wait_exit(second, 5000);
 }
 
+/* The first daemon, of one socket: its path in path. */
+static void
+first_daemon(struct vd *a, char *path, size_t len)
+{
+	IT_START(a, 1, NULL);
+	vd_sock(a, 0, path, len);
+}
+
 /*
  * Issue 8: a second daemon unlinked the first one's live socket; when the
  * first exited it unlinked the second's, which ran on unreachable.
@@ -148,8 +169,7 @@ START_TEST(live_socket_not_taken_over)
 	char path[256];
 	ino_t ino;
 
-	IT_START(&a, 1, NULL);
-	vd_sock(&a, 0, path, sizeof(path));
+	first_daemon(&a, path, sizeof(path));
 	ino = inode_of(path);
 	ck_assert_int_eq(second_daemon(&b, &a, false), 1);
 	ck_assert_msg(vd_log_count(&b, "another process is listening") == 1,
@@ -158,10 +178,7 @@ START_TEST(live_socket_not_taken_over)
 
 	/* The first daemon still serves on it. */
 	IT_OPEN(&fe, &a, 0, NULL);
-	IT_SERVE(&fe, 64, &a);
-	fe_close(&fe);
-	IT_STOP(&a);
-	ck_assert_int_eq(access(path, F_OK), -1);
+	serves_then_exits_removing(&a, &fe, path);
 	vd_cleanup(&b);
 	vd_cleanup(&a);
 }
@@ -175,8 +192,7 @@ START_TEST(exit_removes_only_own_socket)
 	char path[256];
 	ino_t theirs;
 
-	IT_START(&a, 1, NULL);
-	vd_sock(&a, 0, path, sizeof(path));
+	first_daemon(&a, path, sizeof(path));
 	/* Someone removes the first daemon's socket; a second one starts. */
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(second_daemon(&b, &a, true), 0);
@@ -189,10 +205,7 @@ START_TEST(exit_removes_only_own_socket)
 	/* The second daemon is still reachable, and cleans up after itself. */
 	ck_assert_msg(fe_open(&fe, path, NULL) == 0, "second daemon: %s%s",
 	    fe_errstr(), vd_log_text(&b));
-	IT_SERVE(&fe, 64, &b);
-	fe_close(&fe);
-	IT_STOP(&b);
-	ck_assert_int_eq(access(path, F_OK), -1);
+	serves_then_exits_removing(&b, &fe, path);
 	vd_cleanup(&b);
 	vd_cleanup(&a);
 }
@@ -205,8 +218,7 @@ START_TEST(stale_socket_still_replaced)
 	struct fe fe;
 	char path[256];
 
-	IT_START(&a, 1, NULL);
-	vd_sock(&a, 0, path, sizeof(path));
+	first_daemon(&a, path, sizeof(path));
 	ck_assert_int_eq(kill(a.pid, SIGKILL), 0);
 	ck_assert_int_eq(vd_wait_exit(&a, 5000), -1);
 	ck_assert_int_eq(access(path, F_OK), 0);

@@ -48,6 +48,12 @@ parse_v(const char *const *args)
 	    "error \"%s\" does not name \"%s\"", err, (what));		\
 } while (0)
 
+/* The arguments parse, and set cfg.field to want. */
+#define ck_accepted(field, want, ...) do {				\
+	ck_assert_int_eq(PARSE(__VA_ARGS__), CONFIG_RUN);		\
+	ck_assert_uint_eq(cfg.field, (want));				\
+} while (0)
+
 /*
  * Runs a parse with stdout sent to a temporary file and returns what was
  * printed.  fd 1 is swapped rather than freopen'd so that Check's own
@@ -74,6 +80,26 @@ parse_capture(const char *opt, char *out, size_t outlen)
 	out[n] = '\0';
 	fclose(tmp);
 	return res;
+}
+
+/* The options parsed set these values. */
+static void
+expect_set(const char *path, unsigned count, const char *file,
+    uint32_t period_ms, uint64_t max_bytes)
+{
+	ck_assert_str_eq(cfg.socket_path, path);
+	ck_assert_uint_eq(cfg.socket_count, count);
+	ck_assert_str_eq(cfg.filename, file);
+	ck_assert_uint_eq(cfg.period_ms, period_ms);
+	ck_assert_uint_eq(cfg.max_bytes, max_bytes);
+}
+
+/* opt prints what contains want (into out) and exits 0. */
+static void
+exits_printing(const char *opt, const char *want, char *out, size_t len)
+{
+	ck_assert_int_eq(parse_capture(opt, out, len), CONFIG_EXIT);
+	ck_assert_msg(strstr(out, want) != NULL, "%s: \"%s\"", opt, out);
 }
 
 /* A path of len bytes (plus NUL) in a static buffer. */
@@ -122,11 +148,7 @@ START_TEST(long_options_with_equals)
 	ck_assert_int_eq(PARSE("--socket-path=/tmp/vrng.sock",
 	    "--socket-count=3", "--filename=/dev/hwrng", "--period=1000",
 	    "--max-bytes=4096", "--verbose"), CONFIG_RUN);
-	ck_assert_str_eq(cfg.socket_path, "/tmp/vrng.sock");
-	ck_assert_uint_eq(cfg.socket_count, 3);
-	ck_assert_str_eq(cfg.filename, "/dev/hwrng");
-	ck_assert_uint_eq(cfg.period_ms, 1000);
-	ck_assert_uint_eq(cfg.max_bytes, 4096);
+	expect_set("/tmp/vrng.sock", 3, "/dev/hwrng", 1000, 4096);
 	ck_assert_int_eq(cfg.verbose, 1);
 	ck_assert(!cfg.print_capabilities);
 }
@@ -137,11 +159,7 @@ START_TEST(long_options_separate_values)
 	ck_assert_int_eq(PARSE("--socket-path", "/tmp/s", "--socket-count",
 	    "2", "--filename", "/tmp/f", "--period", "7", "--max-bytes", "9"),
 	    CONFIG_RUN);
-	ck_assert_str_eq(cfg.socket_path, "/tmp/s");
-	ck_assert_uint_eq(cfg.socket_count, 2);
-	ck_assert_str_eq(cfg.filename, "/tmp/f");
-	ck_assert_uint_eq(cfg.period_ms, 7);
-	ck_assert_uint_eq(cfg.max_bytes, 9);
+	expect_set("/tmp/s", 2, "/tmp/f", 7, 9);
 }
 END_TEST
 
@@ -149,11 +167,7 @@ START_TEST(short_options)
 {
 	ck_assert_int_eq(PARSE("-s", "/tmp/s", "-c", "4", "-f", "/tmp/f",
 	    "-p", "10", "-m", "100", "-v"), CONFIG_RUN);
-	ck_assert_str_eq(cfg.socket_path, "/tmp/s");
-	ck_assert_uint_eq(cfg.socket_count, 4);
-	ck_assert_str_eq(cfg.filename, "/tmp/f");
-	ck_assert_uint_eq(cfg.period_ms, 10);
-	ck_assert_uint_eq(cfg.max_bytes, 100);
+	expect_set("/tmp/s", 4, "/tmp/f", 10, 100);
 	ck_assert_int_eq(cfg.verbose, 1);
 }
 END_TEST
@@ -162,11 +176,7 @@ START_TEST(short_options_attached_values)
 {
 	ck_assert_int_eq(PARSE("-s/tmp/s", "-c5", "-f/tmp/f", "-p11",
 	    "-m12"), CONFIG_RUN);
-	ck_assert_str_eq(cfg.socket_path, "/tmp/s");
-	ck_assert_uint_eq(cfg.socket_count, 5);
-	ck_assert_str_eq(cfg.filename, "/tmp/f");
-	ck_assert_uint_eq(cfg.period_ms, 11);
-	ck_assert_uint_eq(cfg.max_bytes, 12);
+	expect_set("/tmp/s", 5, "/tmp/f", 11, 12);
 }
 END_TEST
 
@@ -201,13 +211,10 @@ END_TEST
 
 START_TEST(socket_count_bounds)
 {
-	ck_assert_int_eq(PARSE("-c", "1"), CONFIG_RUN);
-	ck_assert_uint_eq(cfg.socket_count, 1);
-	ck_assert_int_eq(PARSE("-c", "1024"), CONFIG_RUN);
-	ck_assert_uint_eq(cfg.socket_count, 1024);
+	ck_accepted(socket_count, 1, "-c", "1");
+	ck_accepted(socket_count, 1024, "-c", "1024");
 	/* Leading zeros are still a decimal number. */
-	ck_assert_int_eq(PARSE("-c", "007"), CONFIG_RUN);
-	ck_assert_uint_eq(cfg.socket_count, 7);
+	ck_accepted(socket_count, 7, "-c", "007");
 }
 END_TEST
 
@@ -239,10 +246,8 @@ START_TEST(period_bounds)
 	ck_refused(PARSE("--period=-5"), "--period");
 	ck_refused(PARSE("--period=1ms"), "--period");
 	ck_refused(PARSE("-p", "18446744073709551616"), "--period");
-	ck_assert_int_eq(PARSE("-p", "1"), CONFIG_RUN);
-	ck_assert_uint_eq(cfg.period_ms, 1);
-	ck_assert_int_eq(PARSE("-p", "65536"), CONFIG_RUN);
-	ck_assert_uint_eq(cfg.period_ms, 65536);
+	ck_accepted(period_ms, 1, "-p", "1");
+	ck_accepted(period_ms, 65536, "-p", "65536");
 }
 END_TEST
 
@@ -268,12 +273,9 @@ START_TEST(max_bytes_bounds)
 	ck_refused(PARSE("-m", "18446744073709551616"), "--max-bytes");
 	ck_refused(PARSE("-m", "99999999999999999999"), "--max-bytes");
 	ck_refused(PARSE("--max-bytes=1k"), "--max-bytes");
-	ck_assert_int_eq(PARSE("-m", "1"), CONFIG_RUN);
-	ck_assert_uint_eq(cfg.max_bytes, 1);
-	ck_assert_int_eq(PARSE("-m", "18446744073709551615"), CONFIG_RUN);
-	ck_assert_uint_eq(cfg.max_bytes, UINT64_MAX);
-	ck_assert_int_eq(PARSE("-m", "18446744073709551614"), CONFIG_RUN);
-	ck_assert_uint_eq(cfg.max_bytes, UINT64_MAX - 1);
+	ck_accepted(max_bytes, 1, "-m", "1");
+	ck_accepted(max_bytes, UINT64_MAX, "-m", "18446744073709551615");
+	ck_accepted(max_bytes, UINT64_MAX - 1, "-m", "18446744073709551614");
 }
 END_TEST
 
@@ -425,12 +427,9 @@ START_TEST(help_exits)
 {
 	char out[4096];
 
-	ck_assert_int_eq(parse_capture("--help", out, sizeof(out)),
-	    CONFIG_EXIT);
-	ck_assert_msg(strstr(out, "usage:") != NULL, "help: \"%s\"", out);
+	exits_printing("--help", "usage:", out, sizeof(out));
 	ck_assert_msg(strstr(out, "--socket-path") != NULL, "help lacks -s");
-	ck_assert_int_eq(parse_capture("-h", out, sizeof(out)), CONFIG_EXIT);
-	ck_assert_msg(strstr(out, "usage:") != NULL, "-h: \"%s\"", out);
+	exits_printing("-h", "usage:", out, sizeof(out));
 }
 END_TEST
 
@@ -438,11 +437,8 @@ START_TEST(version_exits)
 {
 	char out[256];
 
-	ck_assert_int_eq(parse_capture("--version", out, sizeof(out)),
-	    CONFIG_EXIT);
-	ck_assert_msg(strstr(out, VERSION) != NULL, "version: \"%s\"", out);
-	ck_assert_int_eq(parse_capture("-V", out, sizeof(out)), CONFIG_EXIT);
-	ck_assert_msg(strstr(out, VERSION) != NULL, "-V: \"%s\"", out);
+	exits_printing("--version", VERSION, out, sizeof(out));
+	exits_printing("-V", VERSION, out, sizeof(out));
 }
 END_TEST
 
