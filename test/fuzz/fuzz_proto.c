@@ -101,30 +101,6 @@ static struct entropy source;
 static struct guest_shared shared;
 static struct guest_slot slot;
 
-static void
-take_bytes(struct input *in, void *buf, size_t len)
-{
-	size_t n = len < in->left ? len : in->left;
-
-	memcpy(buf, in->p, n);
-	memset((char *)buf + n, 0, len - n);
-	in->p += n;
-	in->left -= n;
-}
-
-static void __attribute__((noreturn, format(printf, 1, 2)))
-fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "fuzz_proto: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	abort();
-}
-
 static unsigned
 count_fds(void)
 {
