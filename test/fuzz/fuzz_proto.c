@@ -611,48 +611,36 @@ op_sync(struct run *r)
 	}
 }
 
+/* OP_SYNC: op_sync, which takes nothing from the input. */
+static void
+op_sync_in(struct run *r, struct input *in)
+{
+	(void)in;
+	op_sync(r);
+}
+
+/* What each op does, indexed by enum op. */
+static void (*const ops[OP_COUNT])(struct run *, struct input *) = {
+	[OP_MSG_RAW] = op_msg_raw,
+	[OP_MSG_MEMTABLE] = op_msg_memtable,
+	[OP_MSG_ADD_REG] = op_msg_add_reg,
+	[OP_MSG_VRING_ADDR] = op_msg_vring_addr,
+	[OP_MSG_VRING_FD] = op_msg_vring_fd,
+	[OP_MSG_STATE] = op_msg_state,
+	[OP_WRITE] = op_write,
+	[OP_RING] = op_ring,
+	[OP_KICK] = op_kick,
+	[OP_SHRINK] = op_shrink,
+	[OP_SYNC] = op_sync_in,
+};
+
 static void
 run_program(struct run *r, struct input *in)
 {
 	unsigned steps = 0;
 
-	while (in->left > 0 && steps++ < 64) {
-		switch (take8(in) % OP_COUNT) {
-		case OP_MSG_RAW:
-			op_msg_raw(r, in);
-			break;
-		case OP_MSG_MEMTABLE:
-			op_msg_memtable(r, in);
-			break;
-		case OP_MSG_ADD_REG:
-			op_msg_add_reg(r, in);
-			break;
-		case OP_MSG_VRING_ADDR:
-			op_msg_vring_addr(r, in);
-			break;
-		case OP_MSG_VRING_FD:
-			op_msg_vring_fd(r, in);
-			break;
-		case OP_MSG_STATE:
-			op_msg_state(r, in);
-			break;
-		case OP_WRITE:
-			op_write(r, in);
-			break;
-		case OP_RING:
-			op_ring(r, in);
-			break;
-		case OP_KICK:
-			op_kick(r, in);
-			break;
-		case OP_SHRINK:
-			op_shrink(r, in);
-			break;
-		case OP_SYNC:
-			op_sync(r);
-			break;
-		}
-	}
+	while (in->left > 0 && steps++ < 64)
+		ops[take8(in) % OP_COUNT](r, in);
 }
 
 /* Hangs up and waits for the thread to end: HANG_MS at most. */

@@ -312,8 +312,9 @@ op_trim(struct run *r, struct input *in)
 }
 
 static void
-op_unpop(struct run *r)
+op_unpop(struct run *r, struct input *in)
 {
+	(void)in;
 	if (!r->can_unpop || !virtq_ready(&r->vq, &r->mt))
 		return;
 	virtq_unpop(&r->vq);
@@ -344,6 +345,47 @@ op_notify(struct run *r, struct input *in)
 		(void)virtq_should_notify(&r->vq);
 }
 
+static void
+op_base(struct run *r, struct input *in)
+{
+	virtq_set_base(&r->vq, take16(in));
+}
+
+static void
+op_event_idx(struct run *r, struct input *in)
+{
+	/* As SET_FEATURES does: the ring is mapped again. */
+	r->vq.event_idx = take8(in) & 1;
+	r->vq.mapped = false;
+}
+
+static void
+op_reset(struct run *r, struct input *in)
+{
+	(void)in;
+	virtq_reset(&r->vq);
+	r->npopped = 0;
+	r->can_unpop = false;
+}
+
+/* What each op does, indexed by enum op. */
+static void (*const ops[OP_COUNT])(struct run *, struct input *) = {
+	[OP_TABLE] = op_table,
+	[OP_NUM] = op_num,
+	[OP_ADDR] = op_addr,
+	[OP_BASE] = op_base,
+	[OP_EVENT_IDX] = op_event_idx,
+	[OP_WRITE] = op_write,
+	[OP_DESC] = op_desc,
+	[OP_AVAIL] = op_avail,
+	[OP_POP] = op_pop,
+	[OP_TRIM] = op_trim,
+	[OP_UNPOP] = op_unpop,
+	[OP_PUSH] = op_push,
+	[OP_NOTIFY] = op_notify,
+	[OP_RESET] = op_reset,
+};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -365,56 +407,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.mt.by_uva = r.by_uva;
 	r.mt.cap = NREGIONS;
 	virtq_init(&r.vq);
-	while (in.left > 0 && steps++ < 256) {
-		switch (take8(&in) % OP_COUNT) {
-		case OP_TABLE:
-			op_table(&r, &in);
-			break;
-		case OP_NUM:
-			op_num(&r, &in);
-			break;
-		case OP_ADDR:
-			op_addr(&r, &in);
-			break;
-		case OP_BASE:
-			virtq_set_base(&r.vq, take16(&in));
-			break;
-		case OP_EVENT_IDX:
-			/* As SET_FEATURES does: the ring is mapped again. */
-			r.vq.event_idx = take8(&in) & 1;
-			r.vq.mapped = false;
-			break;
-		case OP_WRITE:
-			op_write(&r, &in);
-			break;
-		case OP_DESC:
-			op_desc(&r, &in);
-			break;
-		case OP_AVAIL:
-			op_avail(&r, &in);
-			break;
-		case OP_POP:
-			op_pop(&r, &in);
-			break;
-		case OP_TRIM:
-			op_trim(&r, &in);
-			break;
-		case OP_UNPOP:
-			op_unpop(&r);
-			break;
-		case OP_PUSH:
-			op_push(&r, &in);
-			break;
-		case OP_NOTIFY:
-			op_notify(&r, &in);
-			break;
-		case OP_RESET:
-			virtq_reset(&r.vq);
-			r.npopped = 0;
-			r.can_unpop = false;
-			break;
-		}
-	}
+	while (in.left > 0 && steps++ < 256)
+		ops[take8(&in) % OP_COUNT](&r, &in);
 	table_free(&r.mt);
 	return 0;
 }
