@@ -540,6 +540,19 @@ vd_ctxt_switches(const struct vd *vd)
 	return dir_entries(path, add_switches, &s) < 0 ? -1 : s.sum;
 }
 
+struct vd_cost
+vd_cost_over(const struct vd *vd, int ms)
+{
+	struct vd_cost c;
+
+	c.cs0 = vd_ctxt_switches(vd);
+	c.cpu0 = vd_cpu_ms(vd);
+	fe_sleep_ms(ms);
+	c.wakeups = vd_ctxt_switches(vd) - c.cs0;
+	c.cpu_ms = vd_cpu_ms(vd) - c.cpu0;
+	return c;
+}
+
 int64_t
 proc_status(pid_t pid, const char *field)
 {

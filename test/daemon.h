@@ -97,6 +97,17 @@ int64_t	vd_ctxt_switches(const struct vd *);
  */
 int64_t	proc_status_file(const char *path, const char *field);
 int64_t	proc_status(pid_t pid, const char *field);
+/*
+ * What the daemon costs while the caller sleeps ms: the CPU time and the
+ * voluntary context switches (wake-ups) it used meanwhile, and the counts
+ * at the start (-1 if they could not be read).
+ */
+struct vd_cost {
+	int64_t		 cpu0, cs0;
+	int64_t		 cpu_ms;
+	int64_t		 wakeups;
+};
+struct vd_cost vd_cost_over(const struct vd *, int ms);
 /* The daemon's address space (VmSize), in KiB, or -1. */
 int64_t	vd_vm_kib(const struct vd *);
 

@@ -22,26 +22,6 @@
 
 #include "it.h"
 
-/* What the daemon costs over one second: CPU and wake-ups. */
-struct cost {
-	int64_t		 cs0, cpu0;	/* the counts at the start */
-	int64_t		 wakeups;	/* voluntary context switches */
-	int64_t		 cpu_ms;
-};
-
-static struct cost
-cost_of_1s(struct vd *vd)
-{
-	struct cost c;
-
-	c.cs0 = vd_ctxt_switches(vd);
-	c.cpu0 = vd_cpu_ms(vd);
-	fe_sleep_ms(1000);
-	c.wakeups = vd_ctxt_switches(vd) - c.cs0;
-	c.cpu_ms = vd_cpu_ms(vd) - c.cpu0;
-	return c;
-}
-
 /*
  * A daemon of nsock sockets spinning for us microseconds after serving
  * (--poll-us), and an EVENT_IDX front-end on its socket 0.
@@ -169,7 +149,7 @@ END_TEST
 START_TEST(poll_us_serves_then_sleeps)
 {
 	struct fe_cfg cfg;
-	struct cost c;
+	struct vd_cost c;
 	struct vd vd;
 	struct fe a;
 	int i;
@@ -180,7 +160,7 @@ START_TEST(poll_us_serves_then_sleeps)
 	IT_SERVE(&a, 4096, &vd);
 	fe_sleep_ms(200);
 	ck_assert_uint_eq(fe_avail_event(&a), a.avail_idx);
-	c = cost_of_1s(&vd);
+	c = vd_cost_over(&vd, 1000);
 	ck_assert_int_ge(c.cpu0, 0);
 	ck_assert_msg(c.cpu_ms < 50, "%lld ms of CPU in 1 s after the spin "
 	    "ended", (long long)c.cpu_ms);
@@ -204,7 +184,7 @@ START_TEST(poll_us_finds_buffers_without_kick)
 	struct fe a;
 	struct fe_used_elem u;
 	uint16_t ev;
-	struct cost c;
+	struct vd_cost c;
 	int i;
 
 	poll_us_guest(&vd, &a, 1, "500000", &cfg);
@@ -240,7 +220,7 @@ START_TEST(poll_us_finds_buffers_without_kick)
 	ck_assert_msg(fe_avail_event(&a) == a.avail_idx, "avail_event %u "
 	    "after the spin, expected %u (kicks asked for again)",
 	    fe_avail_event(&a), a.avail_idx);
-	c = cost_of_1s(&vd);
+	c = vd_cost_over(&vd, 1000);
 	ck_assert_msg(c.cpu_ms < 50, "%lld ms of CPU in 1 s after the spin "
 	    "ended", (long long)c.cpu_ms);
 	/* Asleep now: a buffer without a kick waits... */
@@ -309,7 +289,7 @@ START_TEST(idle_after_stream_costs_nothing)
 	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe a;
-	struct cost c;
+	struct vd_cost c;
 	int i;
 
 	IT_START(&vd, 1, NULL);
@@ -319,7 +299,7 @@ START_TEST(idle_after_stream_costs_nothing)
 	for (i = 0; i < 200; i++)
 		IT_SERVE(&a, 64, &vd);
 	fe_sleep_ms(300);
-	c = cost_of_1s(&vd);
+	c = vd_cost_over(&vd, 1000);
 	ck_assert_int_ge(c.cs0, 0);
 	ck_assert_msg(c.wakeups <= 2, "%lld wake-ups in 1 s of idle (the "
 	    "eventfd guard's timer still runs?)", (long long)c.wakeups);
@@ -383,7 +363,7 @@ START_TEST(kick_never_drained_does_not_spin)
 	struct vd vd;
 	struct fe a;
 	uint64_t big = 1ull << 62, v;
-	struct cost c;
+	struct vd_cost c;
 	int i;
 
 	IT_START(&vd, 1, NULL);
@@ -392,7 +372,7 @@ START_TEST(kick_never_drained_does_not_spin)
 	for (i = 0; i < 20; i++)
 		IT_SERVE(&a, 64, &vd);
 	fe_sleep_ms(300);
-	c = cost_of_1s(&vd);
+	c = vd_cost_over(&vd, 1000);
 	ck_assert_msg(c.wakeups <= 2, "%lld wake-ups in 1 s with a readable "
 	    "kick", (long long)c.wakeups);
 	ck_assert_msg(c.cpu_ms <= 20, "%lld ms of CPU in 1 s with a readable "
