@@ -292,6 +292,24 @@ not_spinning(struct vd *vd)
 	    "waiting for the FIFO", (long long)c.cpu_ms);
 }
 
+/*
+ * A 4 KiB buffer posted and kicked waits for the FIFO: nothing used
+ * within ms, the control channel answers promptly, the daemon does not
+ * spin.  Returns the buffer's gpa.
+ */
+static uint64_t
+waits_for_fifo(struct fe *fe, struct vd *vd, int ms)
+{
+	uint64_t gpa = fe_alloc(fe, 4096, 64);
+
+	ck_assert(fe_post1(fe, gpa, 4096) >= 0);
+	fe_kick(fe);
+	ck_assert_uint_eq(fe_wait_used(fe, 1, ms), 0);
+	control_prompt(fe);
+	not_spinning(vd);
+	return gpa;
+}
+
 START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
 {
 	static const char hello[] = "the first writer's 40 bytes of entropy";
@@ -317,12 +335,7 @@ START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
 	IT_OPEN(&fe, &vd, 0, NULL);
 
 	/* No writer yet: the request waits, control is prompt, no spin. */
-	a = fe_alloc(&fe, 4096, 64);
-	ck_assert(fe_post1(&fe, a, 4096) >= 0);
-	fe_kick(&fe);
-	ck_assert_uint_eq(fe_wait_used(&fe, 1, 200), 0);
-	control_prompt(&fe);
-	not_spinning(&vd);
+	a = waits_for_fifo(&fe, &vd, 200);
 
 	/* A writer without data changes nothing. */
 	w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
@@ -354,12 +367,7 @@ START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
 
 	/* The writer leaves: wait again, promptly answering, no spin. */
 	close(w);
-	c = fe_alloc(&fe, 4096, 64);
-	ck_assert(fe_post1(&fe, c, 4096) >= 0);
-	fe_kick(&fe);
-	ck_assert_uint_eq(fe_wait_used(&fe, 1, 300), 0);
-	control_prompt(&fe);
-	not_spinning(&vd);
+	c = waits_for_fifo(&fe, &vd, 300);
 
 	/* A new writer comes: its data arrives. */
 	w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
