@@ -208,6 +208,14 @@ long_base(char *base, size_t size, size_t len)
 	base[len] = '\0';
 }
 
+/* The base path "dir/s" (as -s takes it) and the path of its socket i. */
+static void
+sock_path(char *base, size_t blen, char *p, size_t plen, unsigned i)
+{
+	snprintf(base, blen, "%s/s", dir);
+	snprintf(p, plen, "%s%u", base, i);
+}
+
 static void
 set_listen_env(const char *pid, const char *fds)
 {
@@ -272,8 +280,7 @@ START_TEST(stale_socket_replaced)
 	char base[128], p[160];
 	int fd;
 
-	snprintf(base, sizeof(base), "%s/s", dir);
-	snprintf(p, sizeof(p), "%s0", base);
+	sock_path(base, sizeof(base), p, sizeof(p), 0);
 	fd = bound_socket(p, SOCK_STREAM, true);
 	ck_assert_int_ge(fd, 0);
 	close(fd);
@@ -295,8 +302,7 @@ START_TEST(regular_file_refused)
 	char base[128], p[160], p1[160];
 	int before = unit_count_fds();
 
-	snprintf(base, sizeof(base), "%s/s", dir);
-	snprintf(p, sizeof(p), "%s0", base);
+	sock_path(base, sizeof(base), p, sizeof(p), 0);
 	snprintf(p1, sizeof(p1), "%s1", base);
 	write_file(p, "not yours\n");
 	ck_assert_int_eq(listeners_create(ls, 2, base, err, sizeof(err)), -1);
@@ -314,8 +320,7 @@ START_TEST(directory_refused)
 	char base[128], p[160];
 	struct stat st;
 
-	snprintf(base, sizeof(base), "%s/s", dir);
-	snprintf(p, sizeof(p), "%s0", base);
+	sock_path(base, sizeof(base), p, sizeof(p), 0);
 	ck_assert_int_eq(mkdir(p, 0700), 0);
 	ck_assert_int_eq(listeners_create(ls, 1, base, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, p));
@@ -359,8 +364,7 @@ START_TEST(failure_undoes_earlier)
 	int before = unit_count_fds();
 	unsigned i;
 
-	snprintf(base, sizeof(base), "%s/s", dir);
-	snprintf(p, sizeof(p), "%s2", base);
+	sock_path(base, sizeof(base), p, sizeof(p), 2);
 	write_file(p, "in the way\n");
 	ck_assert_int_eq(listeners_create(ls, 4, base, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, p));
@@ -401,8 +405,7 @@ START_TEST(close_unlinks_only_created)
 	char base[128], p[160], keep[160];
 	int sv[2], before;
 
-	snprintf(base, sizeof(base), "%s/s", dir);
-	snprintf(p, sizeof(p), "%s0", base);
+	sock_path(base, sizeof(base), p, sizeof(p), 0);
 	snprintf(keep, sizeof(keep), "%s/keep", dir);
 	write_file(keep, "keep\n");
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -430,8 +433,7 @@ START_TEST(close_twice_and_gone)
 	char base[128], p[160];
 	int before = unit_count_fds();
 
-	snprintf(base, sizeof(base), "%s/s", dir);
-	snprintf(p, sizeof(p), "%s0", base);
+	sock_path(base, sizeof(base), p, sizeof(p), 0);
 	ck_assert_int_eq(listeners_create(ls, 1, base, err, sizeof(err)), 0);
 	ck_assert_int_eq(unlink(p), 0);
 	capture_start();
@@ -867,8 +869,7 @@ START_TEST(live_socket_refused)
 	ino_t ino;
 	int fd, conn;
 
-	snprintf(base, sizeof(base), "%s/s", dir);
-	snprintf(p, sizeof(p), "%s0", base);
+	sock_path(base, sizeof(base), p, sizeof(p), 0);
 	fd = bound_socket(p, SOCK_STREAM, true);
 	ck_assert_int_ge(fd, 0);
 	ino = inode_of(p);
@@ -891,8 +892,7 @@ START_TEST(live_socket_with_full_backlog_refused)
 	char base[128], p[160];
 	int fd, i, c[8];
 
-	snprintf(base, sizeof(base), "%s/s", dir);
-	snprintf(p, sizeof(p), "%s0", base);
+	sock_path(base, sizeof(base), p, sizeof(p), 0);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(fd, 0);
 	{
@@ -928,8 +928,7 @@ START_TEST(close_leaves_replaced_socket)
 	ino_t theirs;
 	int fd;
 
-	snprintf(base, sizeof(base), "%s/s", dir);
-	snprintf(p, sizeof(p), "%s0", base);
+	sock_path(base, sizeof(base), p, sizeof(p), 0);
 	ck_assert_msg(listeners_create(ls, 1, base, err, sizeof(err)) == 0,
 	    "%s", err);
 	ck_assert_uint_eq(ls[0].ino, inode_of(p));
