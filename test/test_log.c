@@ -33,6 +33,14 @@ capture_end(void)
 	return lines;
 }
 
+/* Restores stderr: n lines were logged meanwhile, one of them with has. */
+static void
+logged(unsigned n, const char *has)
+{
+	ck_assert_uint_eq(capture_end(), n);
+	ck_assert(strstr(out, has) != NULL);
+}
+
 static void
 teardown(void)
 {
@@ -120,23 +128,20 @@ START_TEST(levels)
 	log_debug("debug at 0");
 	DPRINTF("dprintf at 0");
 	log_warnx("warnx at 0");
-	ck_assert_uint_eq(capture_end(), 1);
-	ck_assert(strstr(out, "warnx at 0") != NULL);
+	logged(1, "warnx at 0");
 
 	capture_start();
 	log_init(1);
 	log_info("info at 1");
 	log_debug("debug at 1");
-	ck_assert_uint_eq(capture_end(), 1);
-	ck_assert(strstr(out, "info at 1") != NULL);
+	logged(1, "info at 1");
 
 	capture_start();
 	log_init(2);
 	ck_assert_int_eq(log_verbosity(), 2);
 	log_debug("debug at 2");
 	DPRINTF("dprintf at %d", 2);
-	ck_assert_uint_eq(capture_end(), 2);
-	ck_assert(strstr(out, "debug: debug at 2") != NULL);
+	logged(2, "debug: debug at 2");
 	ck_assert(strstr(out, "dprintf at 2") != NULL);
 }
 END_TEST
