@@ -161,13 +161,18 @@ START_TEST(ratelimit_one_guest_4096_per_100ms)
 }
 END_TEST
 
-/* Connects n readers to sockets 0..n-1 and lets them start reading. */
+/*
+ * Starts a daemon of n sockets with -m max_bytes -p period_ms, connects n
+ * readers to them and lets them start reading.
+ */
 static void
-readers_open(struct reader *r, unsigned n, struct vd *vd)
+readers_open(struct reader *r, unsigned n, struct vd *vd,
+    const char *max_bytes, const char *period_ms)
 {
 	struct fe_cfg cfg;
 	unsigned i;
 
+	IT_START(vd, n, "-m", max_bytes, "-p", period_ms, NULL);
 	fe_cfg_init(&cfg);
 	cfg.qsize = Q;
 	for (i = 0; i < n; i++) {
@@ -199,50 +204,85 @@ readers_window(struct reader *r, unsigned n, int64_t ns)
 }
 
 /*
+ * Windows of ns for the n readers, up to ATTEMPTS, until each got at
+ * least min bytes; none may ever get more than max.  report (if not NULL)
+ * prints each window.
+ */
+static void
+readers_share(struct reader *r, unsigned n, int64_t ns, uint64_t min,
+    uint64_t max, void (*report)(const struct reader *, int attempt))
+{
+	unsigned i;
+	int attempt;
+	bool ok = false;
+
+	for (attempt = 1; attempt <= ATTEMPTS && !ok; attempt++) {
+		readers_window(r, n, ns);
+		ok = true;
+		for (i = 0; i < n; i++) {
+			ck_assert_msg(r[i].bytes <= max, "guest %u: %llu bytes",
+			    i, (unsigned long long)r[i].bytes);
+			if (r[i].bytes < min)
+				ok = false;
+		}
+		if (report != NULL)
+			report(r, attempt);
+	}
+	for (i = 0; i < n; i++)
+		ck_assert_msg(r[i].bytes >= min, "guest %u: %llu bytes", i,
+		    (unsigned long long)r[i].bytes);
+}
+
+/* Closes the n readers; the daemon exits 0 on SIGTERM. */
+static void
+readers_close(struct reader *r, unsigned n, struct vd *vd)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		fe_close(&r[i].fe);
+	IT_STOP(vd);
+	vd_cleanup(vd);
+}
+
+/* Jain's fairness index of what the four readers got. */
+static double
+jain_of_4(const struct reader *r)
+{
+	double share[4];
+	unsigned i;
+
+	for (i = 0; i < 4; i++)
+		share[i] = (double)r[i].bytes;
+	return fe_jain(share, 4);
+}
+
+static void
+report_4(const struct reader *r, int attempt)
+{
+	printf("rate limit -c 4 -m 40000 -p 100, 2 s: guest 0 %llu, "
+	    "guest 1 %llu, guest 2 %llu, guest 3 %llu bytes (share "
+	    "200000); Jain's fairness index %.4f (attempt %d)\n",
+	    (unsigned long long)r[0].bytes, (unsigned long long)r[1].bytes,
+	    (unsigned long long)r[2].bytes, (unsigned long long)r[3].bytes,
+	    jain_of_4(r), attempt);
+	fflush(stdout);
+}
+
+/*
  * -c 4 -m 40000 -p 100: four guests reading flat out each get their
  * quarter (10000 bytes per period, 200000 in 2 s) within 10 %.
  */
 START_TEST(ratelimit_four_guests_fair_shares)
 {
-	enum { N = 4 };
-	static struct reader r[N];
+	static struct reader r[4];
 	struct vd vd;
-	double share[N], jain = 0;
-	unsigned i;
-	int attempt;
-	bool ok = false;
 
-	IT_START(&vd, N, "-m", "40000", "-p", "100", NULL);
-	readers_open(r, N, &vd);
-	for (attempt = 1; attempt <= ATTEMPTS && !ok; attempt++) {
-		/* One window for all, everybody reading already. */
-		readers_window(r, N, 2000000000ll);
-		ok = true;
-		for (i = 0; i < N; i++) {
-			share[i] = (double)r[i].bytes;
-			ck_assert_msg(r[i].bytes <= 220000, "guest %u: %llu "
-			    "bytes", i, (unsigned long long)r[i].bytes);
-			if (r[i].bytes < 180000)
-				ok = false;
-		}
-		jain = fe_jain(share, N);
-		printf("rate limit -c 4 -m 40000 -p 100, 2 s: guest 0 %llu, "
-		    "guest 1 %llu, guest 2 %llu, guest 3 %llu bytes (share "
-		    "200000); Jain's fairness index %.4f (attempt %d)\n",
-		    (unsigned long long)r[0].bytes,
-		    (unsigned long long)r[1].bytes,
-		    (unsigned long long)r[2].bytes,
-		    (unsigned long long)r[3].bytes, jain, attempt);
-		fflush(stdout);
-	}
-	for (i = 0; i < N; i++)
-		ck_assert_msg(r[i].bytes >= 180000, "guest %u: %llu bytes", i,
-		    (unsigned long long)r[i].bytes);
-	ck_assert(jain > 0.99);
-	for (i = 0; i < N; i++)
-		fe_close(&r[i].fe);
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	readers_open(r, 4, &vd, "40000", "100");
+	/* One window for all, everybody reading already. */
+	readers_share(r, 4, 2000000000ll, 180000, 220000, report_4);
+	ck_assert(jain_of_4(r) > 0.99);
+	readers_close(r, 4, &vd);
 }
 END_TEST
 
@@ -253,32 +293,12 @@ END_TEST
  */
 START_TEST(ratelimit_tiny_budget_nobody_starves)
 {
-	enum { N = 3 };
-	static struct reader r[N];
+	static struct reader r[3];
 	struct vd vd;
-	unsigned i;
-	int attempt;
-	bool ok = false;
 
-	IT_START(&vd, N, "-m", "2", "-p", "20", NULL);
-	readers_open(r, N, &vd);
-	for (attempt = 1; attempt <= ATTEMPTS && !ok; attempt++) {
-		readers_window(r, N, 600000000ll);
-		ok = true;
-		for (i = 0; i < N; i++) {
-			ck_assert_msg(r[i].bytes <= 23, "guest %u: %llu bytes",
-			    i, (unsigned long long)r[i].bytes);
-			if (r[i].bytes < 10)
-				ok = false;
-		}
-	}
-	for (i = 0; i < N; i++) {
-		ck_assert_msg(r[i].bytes >= 10, "guest %u: %llu bytes", i,
-		    (unsigned long long)r[i].bytes);
-		fe_close(&r[i].fe);
-	}
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	readers_open(r, 3, &vd, "2", "20");
+	readers_share(r, 3, 600000000ll, 10, 23, NULL);
+	readers_close(r, 3, &vd);
 }
 END_TEST
 
