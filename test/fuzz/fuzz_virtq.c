@@ -33,21 +33,29 @@
 #define MAX_REGION	(64 * 1024)
 #define MAX_POPPED	64
 
+/*
+ * The ops a program is made of, each with the function that runs it, in
+ * the order that numbers them (test/fuzz/mkseeds writes those numbers).
+ */
+#define OPS(X)								\
+	X(OP_TABLE, op_table)						\
+	X(OP_NUM, op_num)						\
+	X(OP_ADDR, op_addr)						\
+	X(OP_BASE, op_base)						\
+	X(OP_EVENT_IDX, op_event_idx)					\
+	X(OP_WRITE, op_write)						\
+	X(OP_DESC, op_desc)						\
+	X(OP_AVAIL, op_avail)						\
+	X(OP_POP, op_pop)						\
+	X(OP_TRIM, op_trim)						\
+	X(OP_UNPOP, op_unpop)						\
+	X(OP_PUSH, op_push)						\
+	X(OP_NOTIFY, op_notify)						\
+	X(OP_RESET, op_reset)
+
+#define OP_NAME(op, fn)	op,
 enum op {
-	OP_TABLE,
-	OP_NUM,
-	OP_ADDR,
-	OP_BASE,
-	OP_EVENT_IDX,
-	OP_WRITE,
-	OP_DESC,
-	OP_AVAIL,
-	OP_POP,
-	OP_TRIM,
-	OP_UNPOP,
-	OP_PUSH,
-	OP_NOTIFY,
-	OP_RESET,
+	OPS(OP_NAME)
 	OP_COUNT
 };
 
@@ -369,21 +377,9 @@ op_reset(struct run *r, struct input *in)
 }
 
 /* What each op does, indexed by enum op. */
+#define OP_FN(op, fn)	[op] = fn,
 static void (*const ops[OP_COUNT])(struct run *, struct input *) = {
-	[OP_TABLE] = op_table,
-	[OP_NUM] = op_num,
-	[OP_ADDR] = op_addr,
-	[OP_BASE] = op_base,
-	[OP_EVENT_IDX] = op_event_idx,
-	[OP_WRITE] = op_write,
-	[OP_DESC] = op_desc,
-	[OP_AVAIL] = op_avail,
-	[OP_POP] = op_pop,
-	[OP_TRIM] = op_trim,
-	[OP_UNPOP] = op_unpop,
-	[OP_PUSH] = op_push,
-	[OP_NOTIFY] = op_notify,
-	[OP_RESET] = op_reset,
+	OPS(OP_FN)
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
