@@ -16,8 +16,8 @@ CFLAGS ?=	-O2 -g
 WARNFLAGS =	-Wall -Wextra -Werror
 ALL_CFLAGS =	-std=c11 $(WARNFLAGS) $(CFLAGS) -D_GNU_SOURCE \
 		-DVERSION=\"$(VERSION)\" -Iinclude \
-		$(shell $(PKG_CONFIG) --cflags libbsd-overlay libseccomp)
-LIBS =		$(shell $(PKG_CONFIG) --libs libbsd-overlay libseccomp) -pthread
+		$(shell $(PKG_CONFIG) --cflags libbsd-overlay libseccomp zlib)
+LIBS =		$(shell $(PKG_CONFIG) --libs libbsd-overlay libseccomp zlib) -pthread
 CHECK_CFLAGS =	$(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS =	$(shell $(PKG_CONFIG) --libs check)
 # Tests build the code again with these, so that every test run is
@@ -25,9 +25,9 @@ CHECK_LIBS =	$(shell $(PKG_CONFIG) --libs check)
 SAN_FLAGS =	-fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined
 
-LIB_SRCS =	src/clock.c src/config.c src/entropy.c src/guest.c src/health.c \
+LIB_SRCS =	src/clock.c src/config.c src/entropy.c src/guest.c src/handover.c src/health.c \
 		src/ioguard.c src/listener.c src/log.c src/memtable.c \
-		src/ratelimit.c src/sandbox.c src/sdnotify.c src/serve.c \
+		src/ratelimit.c src/sandbox.c src/sdnotify.c src/serve.c src/upgrade.c \
 		src/virtq.c src/vu_dev.c src/vu_proto.c
 SRCS =		$(LIB_SRCS) src/main.c
 HDRS =		$(wildcard include/*.h)

@@ -37,6 +37,12 @@ int	listeners_from_systemd(struct listener *, unsigned max, char *err,
 /* --fd: a listening socket or an accepted connection. */
 int	listener_from_fd(struct listener *, int fd, char *err, size_t errlen);
 /*
+ * A listening socket handed over by a predecessor (upgrade.h), with what
+ * it knew of it.  Takes ownership of fd (closed on error).
+ */
+int	listener_adopt(struct listener *, int fd, const char *path,
+	    bool created, dev_t dev, ino_t ino, char *err, size_t errlen);
+/*
  * Closes the fds and unlinks the socket files we created, but only those
  * still the same file (a later daemon may have replaced one).
  */

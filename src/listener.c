@@ -188,6 +188,27 @@ listener_from_fd(struct listener *l, int fd, char *err, size_t errlen)
 }
 
 int
+listener_adopt(struct listener *l, int fd, const char *path, bool created,
+    dev_t dev, ino_t ino, char *err, size_t errlen)
+{
+	memset(l, 0, sizeof(*l));
+	if (socket_kind(fd, &l->listening) < 0 || !l->listening) {
+		snprintf(err, errlen, "handed-over socket %s is not a "
+		    "listening stream socket", path);
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	set_nonblock(fd);
+	l->fd = fd;
+	l->created = created;
+	l->dev = dev;
+	l->ino = ino;
+	strlcpy(l->path, path, sizeof(l->path));
+	return 0;
+}
+
+int
 listeners_from_systemd(struct listener *ls, unsigned max, char *err,
     size_t errlen)
 {

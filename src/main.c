@@ -30,6 +30,7 @@
 #include "ratelimit.h"
 #include "sdnotify.h"
 #include "sandbox.h"
+#include "upgrade.h"
 #include "vu_proto.h"
 
 /* How long SIGTERM waits for the guest threads. */
@@ -59,6 +60,8 @@ struct daemon {
 	bool			 one_shot;	/* --fd was a connection */
 	/* Accept back-off: no listener is polled before accept_resume. */
 	uint64_t		 accept_resume;	/* monotonic ns; 0: none */
+	struct upgrade		 up;	/* SIGUSR2, and a state to restore */
+	unsigned		 restored_nslots;
 	unsigned		 accept_backoff_ms;
 	unsigned long		 accept_failures;	/* this streak */
 };
@@ -202,6 +205,10 @@ reap_guests(struct daemon *d)
 		    __ATOMIC_ACQUIRE)) {
 			pthread_join(s->thread, NULL);
 			s->busy = false;
+			/* Parked for an upgrade that was abandoned meanwhile. */
+			if (s->parked != NULL && guest_resume(s) == 0)
+				continue;
+			guest_discard(s);
 			log_info("guest %u: connection closed, socket free", i);
 		}
 	}
@@ -254,6 +261,9 @@ handle_signal(struct daemon *d)
 	switch (si.ssi_signo) {
 	case SIGUSR1:
 		print_stats(d);
+		return false;
+	case SIGUSR2:
+		upgrade_run(&d->up);
 		return false;
 	case SIGTERM:
 	case SIGINT:
@@ -329,6 +339,20 @@ raise_fd_limit(void)
 	}
 }
 
+/* A copy of the argv array (not of the strings): getopt reorders it. */
+static char **
+argv_copy(int argc, char *argv[])
+{
+	char **v = reallocarray(NULL, (size_t)argc + 1, sizeof(*v));
+	int i;
+
+	if (v == NULL)
+		return argv;
+	for (i = 0; i <= argc; i++)
+		v[i] = argv[i];
+	return v;
+}
+
 static void
 usage_error(const char *msg)
 {
@@ -344,6 +368,8 @@ setup_listeners(struct daemon *d)
 	int n;
 
 	if (d->cfg.fd >= 0) {
+		if (d->up.restoring)
+			upgrade_listeners(&d->up, NULL, 0);
 		d->nslots = 1;
 		d->listeners = calloc(1, sizeof(*d->listeners));
 		if (d->listeners == NULL)
@@ -357,6 +383,19 @@ setup_listeners(struct daemon *d)
 	d->listeners = calloc(CONFIG_MAX_SOCKETS, sizeof(*d->listeners));
 	if (d->listeners == NULL)
 		fatal("listeners");
+	if (d->up.restoring) {
+		/* The predecessor's sockets, whatever made them. */
+		if (d->restored_nslots == 0 ||
+		    d->restored_nslots > CONFIG_MAX_SOCKETS ||
+		    (d->cfg.socket_path != NULL &&
+		    d->cfg.socket_count != d->restored_nslots))
+			fatalx("live upgrade: %u sockets handed over, %u "
+			    "configured", d->restored_nslots,
+			    d->cfg.socket_count);
+		d->nslots = d->restored_nslots;
+		upgrade_listeners(&d->up, d->listeners, d->nslots);
+		return;
+	}
 	if (d->cfg.socket_path == NULL) {
 		n = listeners_from_systemd(d->listeners, CONFIG_MAX_SOCKETS,
 		    err, sizeof(err));
@@ -385,6 +424,8 @@ main(int argc, char *argv[])
 	sigset_t mask;
 	unsigned i;
 
+	/* Before getopt permutes argv: the upgrade execs the same one. */
+	upgrade_init(&d.up, argv_copy(argc, argv));
 	config_defaults(&d.cfg);
 	switch (config_parse(&d.cfg, argc, argv, err, sizeof(err))) {
 	case CONFIG_EXIT:
@@ -403,9 +444,13 @@ main(int argc, char *argv[])
 	if (d.cfg.period_given && d.cfg.max_bytes == CONFIG_UNLIMITED)
 		log_warnx("--period has no effect without --max-bytes");
 	raise_fd_limit();
+	upgrade_load(&d.up, &d.restored_nslots);
 
 	/* The source is checked before any socket exists. */
-	if (entropy_open(&d.source, d.cfg.filename, err, sizeof(err)) < 0)
+	if (d.up.restoring)
+		upgrade_source(&d.up, &d.source, d.cfg.filename);
+	else if (entropy_open(&d.source, d.cfg.filename, err,
+	    sizeof(err)) < 0)
 		fatalx("%s", err);
 	entropy_set_health(&d.source, d.cfg.health_tests);
 	if (d.source.tested)
@@ -420,6 +465,7 @@ main(int argc, char *argv[])
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
 	if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
 		fatalx("pthread_sigmask");
 	signal(SIGPIPE, SIG_IGN);
@@ -451,9 +497,18 @@ main(int argc, char *argv[])
 		d.slots[i].index = i;
 		d.slots[i].shared = &d.shared;
 		d.slots[i].stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (d.slots[i].stop_fd < 0)
+		d.slots[i].park_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (d.slots[i].stop_fd < 0 || d.slots[i].park_fd < 0)
 			fatal("eventfd");
 	}
+	d.up.listeners = d.listeners;
+	d.up.nslots = d.nslots;
+	d.up.slots = d.slots;
+	d.up.source = &d.source;
+	d.up.rl = d.shared.rl;
+	d.up.one_shot = d.one_shot;
+	if (d.up.restoring)
+		upgrade_guests(&d.up);
 
 	/* Everything is open: from here on only what serving needs. */
 	if (d.cfg.no_sandbox)
@@ -465,8 +520,9 @@ main(int argc, char *argv[])
 	else
 		log_info("sandbox: on");
 
-	if (d.one_shot)
+	if (d.one_shot && d.slots[0].parked == NULL)
 		start_guest(&d, 0, d.listeners[0].fd);
+	upgrade_resume(&d.up);
 	for (i = 0; i < d.nslots; i++)
 		log_info("guest %u: listening on %s", i, d.listeners[i].path);
 	if (d.shared.rl != NULL)
@@ -493,6 +549,7 @@ main(int argc, char *argv[])
 			log_warnx("guest %u: %lu guest error lines "
 			    "suppressed", i, d.slots[i].log_budget.suppressed);
 		close(d.slots[i].stop_fd);
+		close(d.slots[i].park_fd);
 	}
 	free(d.slots);
 	free(d.listeners);

@@ -140,6 +140,54 @@ count_threads(void)
 	return n;
 }
 
+/*
+ * Live upgrade (upgrade.h): the filter stays on across execve, so the new
+ * image starts inside it, dynamic loader and all.  What that needs, and
+ * no more: the state memfd; execveat of an fd we opened (AT_EMPTY_PATH,
+ * so no path is looked up in the exec itself); mapping the libraries'
+ * code, which is executable but never writable at the same time (W^X
+ * holds); the thread-area and TID calls of a new image's start; and
+ * loading the new image's own filter, which can only take rights away
+ * (filters stack).  An attacker who took a guest thread could exec a
+ * readable program with these, but only inside this same filter, with
+ * no_new_privs: no more than it could do in our image.
+ */
+static int
+add_upgrade_rules(scmp_filter_ctx ctx)
+{
+	static const int start_calls[] = {
+		SCMP_SYS(arch_prctl),
+		SCMP_SYS(set_tid_address),
+		SCMP_SYS(access),
+		SCMP_SYS(faccessat),
+		SCMP_SYS(pread64),
+		SCMP_SYS(signalfd4),
+		SCMP_SYS(getsockopt),
+		SCMP_SYS(seccomp),
+	};
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < sizeof(start_calls) / sizeof(start_calls[0]); i++)
+		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, start_calls[i],
+		    0)) < 0)
+			return rc;
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(memfd_create),
+	    1, SCMP_A1(SCMP_CMP_EQ, MFD_CLOEXEC, 0))) < 0)
+		return rc;
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(execveat), 1,
+	    SCMP_A4(SCMP_CMP_EQ, AT_EMPTY_PATH, 0))) < 0)
+		return rc;
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_WRITE | PROT_EXEC, PROT_EXEC))) < 0)
+		return rc;
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+	    SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0))) < 0)
+		return rc;
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+	    SCMP_A0(SCMP_CMP_EQ, PR_SET_SECCOMP, 0));
+}
+
 /* The rules that look at arguments; returns 0 or a negative errno. */
 static int
 add_arg_rules(scmp_filter_ctx ctx)
@@ -171,6 +219,8 @@ add_arg_rules(scmp_filter_ctx ctx)
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
 	    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC,
 	    O_RDONLY))) < 0)
+		return rc;
+	if ((rc = add_upgrade_rules(ctx)) < 0)
 		return rc;
 	/* Unix sockets only (sd_notify); no network. */
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,

@@ -35,6 +35,7 @@ Suite	*it_resources_suite(void);
 Suite	*it_serve_suite(void);
 Suite	*it_sandbox_suite(void);
 Suite	*it_health_suite(void);
+Suite	*it_upgrade_suite(void);
 
 /* Room for every case IT_ADD_TABLE adds; reachable until exit. */
 static TTest named[256];
@@ -82,7 +83,8 @@ main(void)
 	    it_memory_suite, it_eventfd_suite, it_stalls_suite,
 	    it_addrspace_suite, it_polling_suite, it_lifecycle_suite,
 	    it_source_suite, it_ratelimit_suite, it_resources_suite,
-	    it_serve_suite, it_sandbox_suite, it_health_suite, NULL };
+	    it_serve_suite, it_sandbox_suite, it_health_suite,
+	    it_upgrade_suite, NULL };
 	char rundir[256];
 	int failed, i;
 

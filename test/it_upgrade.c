@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Integration: live upgrade (SIGUSR2, upgrade.h).  A front-end keeps
+ * reading and talking to the daemon while it execs itself again and
+ * again: the connection never drops, no control message is lost or
+ * answered twice, the ring indexes go on, the PID stays, and no fd leaks.
+ * And the other side: a state blob that is not sound is refused with a
+ * clear error.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "it.h"
+
+#define UPGRADES	10
+
+/* Serves requests until the daemon logged n restores (or times out). */
+static unsigned
+serve_through_upgrade(struct fe *fe, struct vd *vd, int n)
+{
+	int64_t end = fe_now_ms() + 20000;
+	unsigned served = 0;
+
+	while (vd_log_count(vd, "guest(s) restored") < n &&
+	    fe_now_ms() < end) {
+		ck_assert_msg(fe_serve_one(fe, 64, 10000) == 0, "serving "
+		    "during upgrade %d: %s%s", n, fe_errstr(),
+		    vd_log_text(vd));
+		served++;
+	}
+	ck_assert_msg(vd_log_count(vd, "guest(s) restored") >= n,
+	    "upgrade %d did not finish: %s", n, vd_log_text(vd));
+	return served;
+}
+
+START_TEST(upgrade_ten_times_while_reading)
+{
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe fe;
+	unsigned served = 0, i, j;
+	int fds0, fds;
+	pid_t pid;
+
+	fe_cfg_init(&cfg);
+	cfg.event_idx = true;
+	IT_ONE_GUEST(&vd, &fe, &cfg, "--max-bytes", "100000000", NULL);
+	pid = vd.pid;
+	IT_SERVE(&fe, 64, &vd);
+	served++;
+	fds0 = vd_count_fds(&vd);
+	for (i = 1; i <= UPGRADES; i++) {
+		ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
+		served += serve_through_upgrade(&fe, &vd, (int)i);
+		/*
+		 * The control channel: every message answered once, in
+		 * order (a lost one times out, a repeated one would answer
+		 * the next).
+		 */
+		for (j = 0; j < 4; j++)
+			IT_OK(fe_sync(&fe));
+		IT_SERVE(&fe, 4096, &vd);
+		served++;
+		ck_assert_int_eq(vd.pid, pid);
+		ck_assert(vd_alive(&vd));
+	}
+	/* The ring went on: one used entry per request, none twice. */
+	ck_assert_uint_eq(fe_used_idx(&fe), (uint16_t)served);
+	ck_assert_uint_eq(fe_used_pending(&fe), 0);
+	fds = vd_count_fds(&vd);
+	ck_assert_msg(fds == fds0, "daemon has %d fds after %d upgrades, had "
+	    "%d", fds, UPGRADES, fds0);
+	ck_assert_int_eq(vd_log_count(&vd, "front-end disconnected"), 0);
+	IT_END(&vd, &fe);
+}
+END_TEST
+
+/* Messages sent while the daemon is in the middle of its exec. */
+START_TEST(upgrade_with_messages_in_flight)
+{
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe fe;
+	unsigned i;
+
+	fe_cfg_init(&cfg);
+	cfg.reply_ack = true;
+	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	for (i = 1; i <= 3; i++) {
+		int64_t end = fe_now_ms() + 20000;
+		unsigned n = 0;
+
+		ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
+		while (vd_log_count(&vd, "guest(s) restored") < (int)i &&
+		    fe_now_ms() < end) {
+			IT_OK(fe_set_state(&fe, FE_SET_VRING_ENABLE, 0, 1,
+			    true));
+			n++;
+		}
+		ck_assert_msg(n > 0 && vd_log_count(&vd, "guest(s) restored")
+		    >= (int)i, "%s", vd_log_text(&vd));
+	}
+	IT_SERVE(&fe, 64, &vd);
+	IT_END(&vd, &fe);
+}
+END_TEST
+
+/* A second guest that is not connected yet can still connect after. */
+START_TEST(upgrade_keeps_listening_sockets)
+{
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe a, b;
+
+	fe_cfg_init(&cfg);
+	IT_START(&vd, 2, NULL);
+	IT_OPEN(&a, &vd, 0, &cfg);
+	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
+	ck_assert_msg(vd_log_wait(&vd, "guest(s) restored", 1, 20000), "%s",
+	    vd_log_text(&vd));
+	IT_OPEN(&b, &vd, 1, &cfg);
+	IT_SERVE(&a, 64, &vd);
+	IT_SERVE(&b, 64, &vd);
+	fe_close(&b);
+	IT_END(&vd, &a);
+}
+END_TEST
+
+/* A blob in a memfd, passed the way a predecessor passes it. */
+static void
+start_with_state(struct vd *vd, const void *blob, size_t len)
+{
+	struct vd_opts o;
+	char num[16];
+	int fd;
+
+	fd = memfd_create("state", 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, blob, len), (ssize_t)len);
+	ck_assert_int_eq(vd_init(vd), 0);
+	vd_opts_init(&o);
+	o.nsock = 1;
+	o.keep_fd = fd;
+	o.no_wait = true;
+	snprintf(num, sizeof(num), "%d", fd);
+	setenv("VRNG_HANDOVER_FD", num, 1);
+	ck_assert_int_eq(vd_spawn(vd, &o), 0);
+	unsetenv("VRNG_HANDOVER_FD");
+	close(fd);
+}
+
+/* Each way a blob can be unsound: refused, with the reason logged. */
+static const struct bad_state {
+	const char	*name;
+	const char	*blob;
+	size_t		 len;
+	const char	*log;
+} bad_states[] = {
+	{ "state_not_a_blob", "hello", 5, "not a vhost-device-rng state" },
+	{ "state_future_version",
+	  "VRNGSTAT\x63\0\0\0\1\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 32,
+	  "format version 99" },
+	{ "state_truncated",
+	  "VRNGSTAT\1\0\0\0\1\0\0\0\x10\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 32,
+	  "truncated" },
+	{ "state_bad_checksum",
+	  "VRNGSTAT\1\0\0\0\1\0\0\0\4\0\0\0\0\0\0\0\x12\x34\x56\x78\0\0\0\0"
+	  "\0\0\0\0", 36, "checksum" },
+};
+
+START_TEST(state_refused)
+{
+	const struct bad_state *t = &bad_states[_i];
+	struct vd vd;
+	int code;
+
+	start_with_state(&vd, t->blob, t->len);
+	code = vd_wait_exit(&vd, 10000);
+	ck_assert_msg(code != 0 && code != -1, "exit %d: %s", code,
+	    vd_log_text(&vd));
+	ck_assert_msg(vd_log_count(&vd, t->log) >= 1, "no \"%s\" in: %s",
+	    t->log, vd_log_text(&vd));
+	ck_assert_int_ge(vd_log_count(&vd, "connections are lost"), 1);
+	vd_cleanup(&vd);
+}
+END_TEST
+
+Suite *
+it_upgrade_suite(void)
+{
+	Suite *s = suite_create("upgrade");
+	TCase *tc = tcase_create("upgrade");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, upgrade_ten_times_while_reading);
+	tcase_add_test(tc, upgrade_with_messages_in_flight);
+	tcase_add_test(tc, upgrade_keeps_listening_sockets);
+	IT_ADD_TABLE(tc, state_refused, bad_states);
+	suite_add_tcase(s, tc);
+	return s;
+}
