@@ -25,7 +25,7 @@ CHECK_LIBS =	$(shell $(PKG_CONFIG) --libs check)
 SAN_FLAGS =	-fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined
 
-LIB_SRCS =	src/clock.c src/config.c src/entropy.c src/guest.c src/handover.c src/health.c \
+LIB_SRCS =	src/clock.c src/config.c src/entropy.c src/fdstore.c src/guest.c src/handover.c src/health.c \
 		src/ioguard.c src/listener.c src/log.c src/memtable.c \
 		src/ratelimit.c src/sandbox.c src/sdnotify.c src/serve.c src/upgrade.c \
 		src/virtq.c src/vu_dev.c src/vu_proto.c

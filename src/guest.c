@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fdstore.h"
 #include "guest.h"
 #include "ioguard.h"
 #include "log.h"
@@ -58,6 +59,9 @@ struct guest {
 	int			 timer_fd;
 	uint64_t		 poll_ns;	/* --poll-us, in ns */
 	struct serve		*serve;		/* its own allocation */
+	/* --fd-store: what is stored, and whether it is out of date. */
+	struct fdstore_set	 store;
+	bool			 store_dirty;
 };
 
 void
@@ -177,6 +181,88 @@ wait_ms(struct guest *g)
 	return -1;
 }
 
+/*
+ * One connection's handover record: statistics, the fd store's state
+ * generation, the device.  guest_save (live upgrade) and the fd store
+ * write the same record; guest_restore reads it.
+ */
+static void
+save_record(const struct guest *g, uint32_t store_gen, struct handover_buf *b)
+{
+	struct guest_stats st;
+
+	guest_stats_read(g->slot, &st);
+	handover_put_u64(b, st.bytes);
+	handover_put_u64(b, st.requests);
+	handover_put_u64(b, st.throttled_ns);
+	handover_put_u64(b, st.connects);
+	handover_put_u64(b, st.errors);
+	handover_put_u64(b, st.health_failures);
+	handover_put_u32(b, store_gen);
+	vu_dev_save(&g->dev, b);
+}
+
+struct fd_list {
+	struct fdstore_fd	*v;
+	unsigned		 n;
+	unsigned		 cap;
+};
+
+static int
+list_fd(const char *name, int fd, void *arg)
+{
+	struct fd_list *l = arg;
+	struct fdstore_fd *v;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap == 0 ? 16 : l->cap * 2;
+		if ((v = reallocarray(l->v, l->cap, sizeof(*v))) == NULL)
+			return -1;
+		l->v = v;
+	}
+	strlcpy(l->v[l->n].name, name, sizeof(l->v[l->n].name));
+	l->v[l->n++].fd = fd;
+	return 0;
+}
+
+/* Whether the front-end has sent more than we read (cheap: no wait). */
+static bool
+more_messages(const struct guest *g)
+{
+	struct pollfd pfd = { .fd = g->dev.sock, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) > 0;
+}
+
+/*
+ * --fd-store: after a burst of messages (not after each: QEMU sends a
+ * dozen at start), the store gets the connection as it stands.
+ */
+static void
+store_refresh(struct guest *g)
+{
+	struct fd_list fds = { 0 };
+	struct handover_buf b;
+
+	if (!fdstore_enabled()) {
+		g->store_dirty = false;
+		return;
+	}
+	if (more_messages(g))
+		return;
+	if (vu_dev_each_fd(&g->dev, list_fd, &fds) == 0 &&
+	    handover_begin(&b, HANDOVER_GUEST) == 0) {
+		handover_put_u32(&b, g->slot->index);
+		/* It is stored as the next generation. */
+		save_record(g, g->store.state_gen + 1, &b);
+		if (handover_finish(&b) == 0 && fdstore_sync(&g->store,
+		    g->dev.fd_prefix, fds.v, fds.n, &b) == 0)
+			g->store_dirty = false;
+		handover_buf_free(&b);
+	}
+	free(fds.v);
+}
+
 static enum loop_end
 guest_loop(struct guest *g)
 {
@@ -225,6 +311,10 @@ guest_loop(struct guest *g)
 		}
 		if (message && !handle_message(g))
 			return LOOP_CLOSE;
+		if (message)
+			g->store_dirty = true;
+		if (g->store_dirty)
+			store_refresh(g);
 		/*
 		 * With --poll-us, a thread that just served something spins
 		 * on the ring before it sleeps again (Linux vhost's busyloop
@@ -298,6 +388,7 @@ guest_free(struct guest *g)
 		close(g->timer_fd);
 	if (g->epoll_fd >= 0)
 		close(g->epoll_fd);
+	free(g->store.names);
 	free(g);
 }
 
@@ -347,6 +438,8 @@ guest_main(void *arg)
 			goto out;
 		}
 	}
+	if (fdstore_enabled())
+		fdstore_forget(&g->store);
 	guest_free(g);
 	ioguard_thread_fini();
 out:
@@ -407,16 +500,7 @@ guest_discard(struct guest_slot *slot)
 void
 guest_save(const struct guest_slot *slot, struct handover_buf *b)
 {
-	struct guest_stats st;
-
-	guest_stats_read(slot, &st);
-	handover_put_u64(b, st.bytes);
-	handover_put_u64(b, st.requests);
-	handover_put_u64(b, st.throttled_ns);
-	handover_put_u64(b, st.connects);
-	handover_put_u64(b, st.errors);
-	handover_put_u64(b, st.health_failures);
-	vu_dev_save(&slot->parked->dev, b);
+	save_record(slot->parked, slot->parked->store.state_gen, b);
 }
 
 int
@@ -432,6 +516,7 @@ guest_restore(struct guest_slot *slot, struct handover_cursor *cur,
 {
 	struct guest_stats st;
 	struct guest *g;
+	uint32_t store_gen;
 
 	st.bytes = handover_get_u64(cur);
 	st.requests = handover_get_u64(cur);
@@ -439,6 +524,7 @@ guest_restore(struct guest_slot *slot, struct handover_cursor *cur,
 	st.connects = handover_get_u64(cur);
 	st.errors = handover_get_u64(cur);
 	st.health_failures = handover_get_u64(cur);
+	store_gen = handover_get_u32(cur);
 	if (cur->failed) {
 		snprintf(err, errlen, "state blob is malformed");
 		return -1;
@@ -464,6 +550,10 @@ guest_restore(struct guest_slot *slot, struct handover_cursor *cur,
 	}
 	log_set_guest(-1);
 	slot->stats = st;
+	/* The store holds this state already; the next refresh replaces it. */
+	g->store.state_gen = store_gen;
+	strlcpy(g->store.prefix, g->dev.fd_prefix, sizeof(g->store.prefix));
+	g->store_dirty = true;
 	slot->parked = g;
 	return 0;
 }

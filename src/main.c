@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "clock.h"
 #include "config.h"
 #include "entropy.h"
+#include "fdstore.h"
 #include "guest.h"
 #include "ioguard.h"
 #include "listener.h"
@@ -62,6 +64,8 @@ struct daemon {
 	uint64_t		 accept_resume;	/* monotonic ns; 0: none */
 	struct upgrade		 up;	/* SIGUSR2, and a state to restore */
 	unsigned		 restored_nslots;
+	/* --fd-store: what systemd handed back from its store. */
+	struct handover_fds	 stored;
 	unsigned		 accept_backoff_ms;
 	unsigned long		 accept_failures;	/* this streak */
 };
@@ -339,6 +343,49 @@ raise_fd_limit(void)
 	}
 }
 
+static int
+restore_one(unsigned slot, struct handover_cursor *cur, void *arg)
+{
+	struct daemon *d = arg;
+	char err[512];
+
+	if (d->slots[slot].parked != NULL)
+		return -1;
+	if (guest_restore(&d->slots[slot], cur, &d->stored, err,
+	    sizeof(err)) < 0 || handover_close(cur, err, sizeof(err)) < 0) {
+		guest_discard(&d->slots[slot]);
+		log_warnx("fd store: guest %u not restored: %s", slot, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* After a restart: the guests systemd kept for us (fdstore.h). */
+static void
+restore_stored(struct daemon *d)
+{
+	unsigned n;
+
+	n = fdstore_restore(&d->stored, d->nslots, restore_one, d);
+	log_info("fd store: %u guest(s) restored from %u stored descriptors",
+	    n, d->stored.n);
+}
+
+static void
+resume_stored(struct daemon *d)
+{
+	unsigned i;
+
+	for (i = 0; i < d->nslots; i++)
+		if (d->slots[i].parked != NULL && !d->slots[i].busy &&
+		    guest_resume(&d->slots[i]) < 0) {
+			log_warn("guest %u: cannot start its thread", i);
+			guest_discard(&d->slots[i]);
+		}
+	/* The originals: every guest holds duplicates. */
+	handover_fds_release(&d->stored);
+}
+
 /* A copy of the argv array (not of the strings): getopt reorders it. */
 static char **
 argv_copy(int argc, char *argv[])
@@ -361,11 +408,57 @@ usage_error(const char *msg)
 	exit(1);
 }
 
+/*
+ * --fd-store with --socket-path: the sockets we made go into the store,
+ * so that after a crash the guests' QEMUs (connected or about to
+ * reconnect) find the same listening socket, not a new file.
+ */
+static void
+store_listeners(struct daemon *d)
+{
+	char name[HANDOVER_NAME_MAX];
+	unsigned i;
+
+	for (i = 0; i < d->nslots; i++) {
+		snprintf(name, sizeof(name), "vrng.listen.%u", i);
+		(void)fdstore_put(name, &d->listeners[i].fd, 1);
+	}
+}
+
+/* The sockets of a predecessor from the fd store, if all are there. */
+static bool
+stored_listeners(struct daemon *d)
+{
+	char name[HANDOVER_NAME_MAX], path[sizeof(d->listeners->path)];
+	char err[512];
+	struct stat st;
+	unsigned i;
+	int fd;
+
+	for (i = 0; i < d->nslots; i++) {
+		snprintf(name, sizeof(name), "vrng.listen.%u", i);
+		if ((fd = handover_fds_dup(&d->stored, name)) < 0) {
+			if (i > 0)
+				fatalx("fd store: socket %u is missing", i);
+			return false;
+		}
+		snprintf(path, sizeof(path), "%s%u", d->cfg.socket_path, i);
+		/* Ours to unlink at exit if the file is still that socket. */
+		if (lstat(path, &st) < 0)
+			memset(&st, 0, sizeof(st));
+		if (listener_adopt(&d->listeners[i], fd, path, true,
+		    st.st_dev, st.st_ino, err, sizeof(err)) < 0)
+			fatalx("fd store: %s", err);
+	}
+	log_info("fd store: %u listening socket(s) taken back", d->nslots);
+	return true;
+}
+
 static void
 setup_listeners(struct daemon *d)
 {
 	char err[512];
-	int n;
+	int n = 0;
 
 	if (d->cfg.fd >= 0) {
 		if (d->up.restoring)
@@ -396,11 +489,16 @@ setup_listeners(struct daemon *d)
 		upgrade_listeners(&d->up, d->listeners, d->nslots);
 		return;
 	}
-	if (d->cfg.socket_path == NULL) {
+	if (d->cfg.socket_path == NULL || d->cfg.fd_store) {
 		n = listeners_from_systemd(d->listeners, CONFIG_MAX_SOCKETS,
-		    err, sizeof(err));
+		    d->cfg.fd_store ? &d->stored : NULL, err, sizeof(err));
 		if (n < 0)
 			fatalx("%s", err);
+		if (d->cfg.socket_path != NULL && n > 0)
+			fatalx("--socket-path, but systemd passed %d sockets",
+			    n);
+	}
+	if (d->cfg.socket_path == NULL) {
 		if (n == 0)
 			usage_error("no socket: give --socket-path, --fd, or "
 			    "start under systemd socket activation");
@@ -411,9 +509,13 @@ setup_listeners(struct daemon *d)
 		return;
 	}
 	d->nslots = d->cfg.socket_count;
+	if (stored_listeners(d))
+		return;
 	if (listeners_create(d->listeners, d->nslots, d->cfg.socket_path, err,
 	    sizeof(err)) < 0)
 		fatalx("%s", err);
+	if (fdstore_enabled())
+		store_listeners(d);
 }
 
 int
@@ -445,6 +547,8 @@ main(int argc, char *argv[])
 		log_warnx("--period has no effect without --max-bytes");
 	raise_fd_limit();
 	upgrade_load(&d.up, &d.restored_nslots);
+	if (d.cfg.fd_store && fdstore_open(err, sizeof(err)) < 0)
+		fatalx("%s", err);
 
 	/* The source is checked before any socket exists. */
 	if (d.up.restoring)
@@ -509,6 +613,8 @@ main(int argc, char *argv[])
 	d.up.one_shot = d.one_shot;
 	if (d.up.restoring)
 		upgrade_guests(&d.up);
+	else if (d.stored.n > 0)
+		restore_stored(&d);
 
 	/* Everything is open: from here on only what serving needs. */
 	if (d.cfg.no_sandbox)
@@ -523,6 +629,7 @@ main(int argc, char *argv[])
 	if (d.one_shot && d.slots[0].parked == NULL)
 		start_guest(&d, 0, d.listeners[0].fd);
 	upgrade_resume(&d.up);
+	resume_stored(&d);
 	for (i = 0; i < d.nslots; i++)
 		log_info("guest %u: listening on %s", i, d.listeners[i].path);
 	if (d.shared.rl != NULL)

@@ -145,12 +145,15 @@ count_threads(void)
  * image starts inside it, dynamic loader and all.  What that needs, and
  * no more: the state memfd; execveat of an fd we opened (AT_EMPTY_PATH,
  * so no path is looked up in the exec itself); mapping the libraries'
- * code, which is executable but never writable at the same time (W^X
- * holds); the thread-area and TID calls of a new image's start; and
- * loading the new image's own filter, which can only take rights away
- * (filters stack).  An attacker who took a guest thread could exec a
- * readable program with these, but only inside this same filter, with
- * no_new_privs: no more than it could do in our image.
+ * code from their files (executable, never writable at the same time,
+ * never anonymous); the thread-area and TID calls of a new image's start;
+ * and loading the new image's own filter, which can only take rights
+ * away (filters stack).
+ *
+ * The price, stated plainly: an attacker who took a guest thread could
+ * exec a program it can read, or map a file it can read (guest memory
+ * included) as code.  Either runs inside this same filter with
+ * no_new_privs, with no system call our image does not have.
  */
 static int
 add_upgrade_rules(scmp_filter_ctx ctx)
@@ -178,8 +181,9 @@ add_upgrade_rules(scmp_filter_ctx ctx)
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(execveat), 1,
 	    SCMP_A4(SCMP_CMP_EQ, AT_EMPTY_PATH, 0))) < 0)
 		return rc;
-	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_WRITE | PROT_EXEC, PROT_EXEC))) < 0)
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_WRITE | PROT_EXEC, PROT_EXEC),
+	    SCMP_A3(SCMP_CMP_MASKED_EQ, MAP_ANONYMOUS, 0))) < 0)
 		return rc;
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
 	    SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0))) < 0)

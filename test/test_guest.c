@@ -504,6 +504,7 @@ setup(void)
 	slot.index = 0;
 	slot.shared = &shared;
 	slot.stop_fd = an_eventfd(EFD_NONBLOCK);
+	slot.park_fd = an_eventfd(EFD_NONBLOCK);
 	slot.conn_fd = sv[0];
 	shared.source = &src;
 	shared.rl = NULL;
@@ -561,6 +562,7 @@ teardown(void)
 	close_fd(&memfd);
 	close_fd(&wake_fd);
 	close_fd(&slot.stop_fd);
+	close_fd(&slot.park_fd);
 	if (src_open)
 		entropy_close(&src);
 	src_open = false;
