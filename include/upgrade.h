@@ -46,6 +46,8 @@ struct upgrade {
 	char			**argv;
 	char			 exe_path[4096]; /* started from (at start) */
 	int			 self_exe_fd;	/* the running image, or -1 */
+	/* sandbox_fingerprint() of the filter last loaded, or 0: none. */
+	uint32_t		 filter_fp;
 
 	/* A state being restored (upgrade_load .. upgrade_resume): */
 	bool			 restoring;
@@ -55,6 +57,7 @@ struct upgrade {
 	struct handover_cursor	 cur;
 	struct handover_fds	 fds;
 	uint64_t		 parked_at_ns;	/* when the predecessor parked */
+	uint32_t		 inherited_fp;	/* the predecessor's filter_fp */
 	unsigned		 restored;	/* guests restored */
 };
 

@@ -386,6 +386,45 @@ resume_stored(struct daemon *d)
 	handover_fds_release(&d->stored);
 }
 
+/*
+ * The seccomp sandbox (sandbox.h).  After a live upgrade the previous
+ * image's filters are still in force (they survive execve): the same
+ * filter again is not loaded twice, and a filter that cannot be loaded
+ * on top of them (the kernel's cap on a chain) leaves them in force
+ * rather than the guests without a daemon.
+ */
+static void
+enter_sandbox(struct daemon *d)
+{
+	char err[512];
+	uint32_t fp;
+
+	d->up.filter_fp = d->up.inherited_fp;
+	if (d->cfg.no_sandbox) {
+		log_info("sandbox: off (--no-sandbox)%s", d->up.filter_fp ?
+		    "; the previous image's filter stays in force" : "");
+		return;
+	}
+	if (sandbox_unsupported_build()) {
+		log_info("sandbox: off in this sanitizer build");
+		return;
+	}
+	fp = sandbox_fingerprint();
+	if (d->up.restoring && fp != 0 && fp == d->up.inherited_fp) {
+		log_info("sandbox: on (this filter is in force already)");
+		return;
+	}
+	if (sandbox_enter(err, sizeof(err)) < 0) {
+		if (!d->up.restoring)
+			fatalx("%s (--no-sandbox runs without it)", err);
+		log_warnx("%s; the previous image's filter stays in force",
+		    err);
+		return;
+	}
+	d->up.filter_fp = fp;
+	log_info("sandbox: on");
+}
+
 /* A copy of the argv array (not of the strings): getopt reorders it. */
 static char **
 argv_copy(int argc, char *argv[])
@@ -617,14 +656,7 @@ main(int argc, char *argv[])
 		restore_stored(&d);
 
 	/* Everything is open: from here on only what serving needs. */
-	if (d.cfg.no_sandbox)
-		log_info("sandbox: off (--no-sandbox)");
-	else if (sandbox_unsupported_build())
-		log_info("sandbox: off in this sanitizer build");
-	else if (sandbox_enter(err, sizeof(err)) < 0)
-		fatalx("%s (--no-sandbox runs without it)", err);
-	else
-		log_info("sandbox: on");
+	enter_sandbox(&d);
 
 	if (d.one_shot && d.slots[0].parked == NULL)
 		start_guest(&d, 0, d.listeners[0].fd);

@@ -32,6 +32,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "sandbox.h"
 
@@ -166,7 +167,6 @@ add_upgrade_rules(scmp_filter_ctx ctx)
 		SCMP_SYS(pread64),
 		SCMP_SYS(signalfd4),
 		SCMP_SYS(getsockopt),
-		SCMP_SYS(seccomp),
 	};
 	unsigned i;
 	int rc;
@@ -239,11 +239,34 @@ add_arg_rules(scmp_filter_ctx ctx)
 	    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
 }
 
+/* The filter, built but not loaded; NULL with *rc set on failure. */
+static scmp_filter_ctx
+build_filter(int *rc)
+{
+	scmp_filter_ctx ctx;
+	unsigned i;
+
+	if ((ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM))) == NULL) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	*rc = 0;
+	for (i = 0; *rc == 0 &&
+	    i < sizeof(allow_any) / sizeof(allow_any[0]); i++)
+		*rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow_any[i], 0);
+	if (*rc == 0)
+		*rc = add_arg_rules(ctx);
+	if (*rc < 0) {
+		seccomp_release(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 int
 sandbox_enter(char *err, size_t errlen)
 {
 	scmp_filter_ctx ctx;
-	unsigned i;
 	int rc;
 
 	if (count_threads() > 1)
@@ -255,23 +278,42 @@ sandbox_enter(char *err, size_t errlen)
 	 */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return fail(err, errlen, errno, "sandbox: PR_SET_NO_NEW_PRIVS");
-	if ((ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM))) == NULL)
-		return fail(err, errlen, ENOMEM, "sandbox: seccomp_init");
-	rc = 0;
-	for (i = 0; rc == 0 && i < sizeof(allow_any) / sizeof(allow_any[0]);
-	    i++)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow_any[i], 0);
-	if (rc == 0)
-		rc = add_arg_rules(ctx);
-	if (rc < 0) {
-		seccomp_release(ctx);
+	if ((ctx = build_filter(&rc)) == NULL)
 		return fail(err, errlen, -rc, "sandbox: building the filter");
-	}
 	rc = seccomp_load(ctx);
 	seccomp_release(ctx);
 	if (rc < 0)
 		return fail(err, errlen, -rc, "sandbox: loading the filter");
 	return 0;
+}
+
+uint32_t
+sandbox_fingerprint(void)
+{
+	uint8_t buf[4096];
+	scmp_filter_ctx ctx;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	ssize_t n;
+	off_t off = 0;
+	int fd, rc;
+
+	if ((ctx = build_filter(&rc)) == NULL)
+		return 0;
+	/* libseccomp 2.5 exports to an fd only. */
+	fd = memfd_create("vhost-device-rng-filter", MFD_CLOEXEC);
+	if (fd < 0 || seccomp_export_bpf(ctx, fd) < 0) {
+		seccomp_release(ctx);
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	seccomp_release(ctx);
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		crc = crc32(crc, buf, (uInt)n);
+		off += n;
+	}
+	close(fd);
+	return n < 0 || off == 0 ? 0 : (uint32_t)crc | 1;
 }
 
 bool

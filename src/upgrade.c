@@ -8,6 +8,7 @@
  * The daemon blob (handover.h, kind HANDOVER_DAEMON), in this order:
  *	directory	u32 n; n x { name, u32 fd number }
  *	parked_at	u64 CLOCK_MONOTONIC ns when parking began
+ *	filter		u32 sandbox_fingerprint() of the filter in force, or 0
  *	slots		u32 socket count, bool one_shot
  *	source		name, str path
  *	listeners	u32 n (0 or the socket count);
@@ -154,6 +155,7 @@ write_blob(struct upgrade *u, struct handover_buf *b,
 		handover_put_u32(b, (uint32_t)dir->v[i].fd);
 	}
 	handover_put_u64(b, parked_at);
+	handover_put_u32(b, u->filter_fp);
 	handover_put_u32(b, u->nslots);
 	handover_put_u8(b, u->one_shot);
 	handover_put_name(b, NAME_SOURCE);
@@ -414,6 +416,7 @@ upgrade_load(struct upgrade *u, unsigned *nslots)
 		refuse(u, err);
 	read_directory(u);
 	u->parked_at_ns = handover_get_u64(&u->cur);
+	u->inherited_fp = handover_get_u32(&u->cur);
 	*nslots = handover_get_count(&u->cur, 1u << 20);
 	u->one_shot = handover_get_bool(&u->cur);
 	check_cursor(u);
