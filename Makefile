@@ -57,6 +57,12 @@ build/$(PROG)-san: $(SRCS) $(HDRS) Makefile
 	@mkdir -p build
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $(SRCS) $(LIBS)
 
+# The daemon again with another handover format version: a "new binary"
+# that refuses the state, for the live-upgrade fallback test.
+build/$(PROG)-v99: $(SRCS) $(HDRS) Makefile
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) -DHANDOVER_VERSION=99 -o $@ $(SRCS) $(LIBS)
+
 build/unit-tests: $(LIB_SRCS) $(UNIT_SRCS) $(SENDFDS_SRCS) test/unit_main.c \
 		$(HDRS) $(UNIT_HDRS) Makefile
 	@mkdir -p build
@@ -75,7 +81,8 @@ build/integration-tests: $(FRONTEND_SRCS) $(IT_SRCS) $(SUITE_SRCS) \
 # run it in an offline build): unit and integration suites, each under
 # the sanitizers and the integration suites against the plain binary too,
 # the man page lint, the option check and the install test.
-check: $(PROG) build/$(PROG)-san build/unit-tests build/integration-tests
+check: $(PROG) build/$(PROG)-san build/$(PROG)-v99 build/unit-tests \
+		build/integration-tests
 	./build/unit-tests
 	VRNG_BIN=./build/$(PROG)-san ./build/integration-tests
 	VRNG_BIN=./$(PROG) ./build/integration-tests

@@ -30,6 +30,12 @@
 
 /* The environment variable that carries the state memfd's number. */
 #define UPGRADE_ENV		"VRNG_HANDOVER_FD"
+/*
+ * The previous image's fd, beside the state rather than in it: a binary
+ * that cannot read the state's format can still go back.  These two
+ * variables are the contract every version keeps.
+ */
+#define UPGRADE_ENV_EXE		"VRNG_HANDOVER_EXE_FD"
 /* Set when a refused state goes back to the previous image. */
 #define UPGRADE_ENV_FALLBACK	"VRNG_HANDOVER_FALLBACK"
 /* How long parking may take: a message in progress may need 500 ms. */

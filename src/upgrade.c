@@ -257,13 +257,15 @@ upgrade_run(struct upgrade *u)
 	struct handover_fds dir = { 0 };
 	struct handover_buf b;
 	uint64_t t0 = monotonic_ns();
-	char num[16];
+	char num[16], exe_num[16];
 	int exe_fd, blob_fd = -1;
 	unsigned i, n = 0;
 
 	log_info("live upgrade: SIGUSR2; checking %s", u->exe_path);
-	if ((exe_fd = open_new_binary(u)) < 0)
+	if ((exe_fd = open_new_binary(u)) < 0) {
+		log_warnx("live upgrade: abandoned; serving on");
 		return;
+	}
 	if (!park_all(u)) {
 		log_warnx("live upgrade: abandoned; serving on");
 		resume_all(u);
@@ -289,10 +291,13 @@ upgrade_run(struct upgrade *u)
 	handover_buf_free(&b);
 	snprintf(num, sizeof(num), "%d", blob_fd);
 	set_cloexec(&dir, blob_fd, false);
-	if (setenv(UPGRADE_ENV, num, 1) == 0)
+	snprintf(exe_num, sizeof(exe_num), "%d", u->self_exe_fd);
+	if (setenv(UPGRADE_ENV, num, 1) == 0 && (u->self_exe_fd < 0 ||
+	    setenv(UPGRADE_ENV_EXE, exe_num, 1) == 0))
 		execveat(exe_fd, "", u->argv, environ, AT_EMPTY_PATH);
 	log_warn("live upgrade: execve %s", u->exe_path);
 	unsetenv(UPGRADE_ENV);
+	unsetenv(UPGRADE_ENV_EXE);
 	set_cloexec(&dir, blob_fd, true);
 	close(blob_fd);
 resume:
@@ -312,23 +317,33 @@ resume:
 static void __attribute__((noreturn))
 refuse(struct upgrade *u, const char *why)
 {
-	int exe = -1;
-	unsigned i;
+	const char *exe_s = getenv(UPGRADE_ENV_EXE);
+	char *end;
+	long exe = -1;
 
 	log_warnx("live upgrade: %s", why);
-	for (i = 0; i < u->fds.n; i++)
-		if (strcmp(u->fds.v[i].name, NAME_EXE) == 0)
-			exe = u->fds.v[i].fd;
+	if (exe_s != NULL) {
+		errno = 0;
+		exe = strtol(exe_s, &end, 10);
+		if (errno != 0 || *end != '\0' || exe < 3 || exe > INT_MAX)
+			exe = -1;
+	}
 	if (exe >= 0 && getenv(UPGRADE_ENV_FALLBACK) == NULL) {
 		char num[16];
+		unsigned i;
 
 		log_warnx("live upgrade: going back to the previous binary "
 		    "with the same state");
-		set_cloexec(&u->fds, u->blob_fd, false);
+		/* Everything as it came: the fds without close-on-exec. */
+		for (i = 0; i < u->fds.n; i++)
+			(void)fcntl(u->fds.v[i].fd, F_SETFD, 0);
+		(void)fcntl(u->blob_fd, F_SETFD, 0);
+		(void)fcntl((int)exe, F_SETFD, 0);
 		snprintf(num, sizeof(num), "%d", u->blob_fd);
 		if (setenv(UPGRADE_ENV, num, 1) == 0 &&
 		    setenv(UPGRADE_ENV_FALLBACK, "1", 1) == 0)
-			execveat(exe, "", u->argv, environ, AT_EMPTY_PATH);
+			execveat((int)exe, "", u->argv, environ,
+			    AT_EMPTY_PATH);
 		log_warn("live upgrade: execve of the previous binary");
 	}
 	fatalx("live upgrade: the guests' connections are lost");
@@ -545,5 +560,6 @@ upgrade_resume(struct upgrade *u)
 	free(u->blob);
 	u->blob = NULL;
 	unsetenv(UPGRADE_ENV_FALLBACK);
+	unsetenv(UPGRADE_ENV_EXE);
 	u->restoring = false;
 }

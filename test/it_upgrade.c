@@ -8,6 +8,8 @@
  * clear error.
  */
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +133,108 @@ START_TEST(upgrade_keeps_listening_sockets)
 }
 END_TEST
 
+/* Copies file from to to (mode 0755), replacing to by a rename. */
+static void
+install_binary(const char *from, const char *to)
+{
+	char tmp[300], buf[65536];
+	int in, out;
+	ssize_t n;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", to);
+	in = open(from, O_RDONLY | O_CLOEXEC);
+	ck_assert_msg(in >= 0, "%s: %s", from, strerror(errno));
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	ck_assert_int_ge(out, 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		ck_assert_int_eq(write(out, buf, (size_t)n), n);
+	ck_assert_int_eq(n, 0);
+	close(in);
+	ck_assert_int_eq(close(out), 0);
+	/* A new file, as a package upgrade makes it: the old one runs on. */
+	ck_assert_int_eq(rename(tmp, to), 0);
+}
+
+/*
+ * The new binary reads another format version: it refuses the state and
+ * goes back to the previous binary (kept open by the daemon), which
+ * takes the guests back.  Nobody sees a disconnect.
+ */
+START_TEST(upgrade_refused_goes_back)
+{
+	const char *bin = getenv("VRNG_BIN"), *other =
+	    getenv("VRNG_BIN_OTHER_VERSION");
+	char copy[256], saved[256];
+	struct fe_cfg cfg;
+	struct vd_opts o;
+	struct vd vd;
+	struct fe fe;
+
+	if (bin == NULL)
+		bin = "./vhost-device-rng";
+	if (other == NULL)
+		other = "./build/vhost-device-rng-v99";
+	ck_assert_int_eq(vd_init(&vd), 0);
+	vd_path(&vd, "vhost-device-rng", copy, sizeof(copy));
+	install_binary(bin, copy);
+	snprintf(saved, sizeof(saved), "%s", bin);
+	setenv("VRNG_BIN", copy, 1);
+	vd_opts_init(&o);
+	o.nsock = 1;
+	ck_assert_msg(vd_spawn(&vd, &o) == 0, "%s", fe_errstr());
+	setenv("VRNG_BIN", saved, 1);
+	fe_cfg_init(&cfg);
+	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_SERVE(&fe, 64, &vd);
+
+	install_binary(other, copy);
+	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
+	ck_assert_msg(vd_log_wait(&vd, "guest(s) restored", 1, 20000), "%s",
+	    vd_log_text(&vd));
+	ck_assert_int_eq(vd_log_count(&vd, "format version 1; this binary "
+	    "reads version 99"), 1);
+	ck_assert_int_eq(vd_log_count(&vd, "going back to the previous "
+	    "binary"), 1);
+	IT_SERVE(&fe, 64, &vd);
+	IT_OK(fe_sync(&fe));
+	ck_assert_int_eq(vd_log_count(&vd, "front-end disconnected"), 0);
+	IT_END(&vd, &fe);
+}
+END_TEST
+
+/* A path that is no executable: nothing stops, the daemon serves on. */
+START_TEST(upgrade_without_binary_serves_on)
+{
+	const char *bin = getenv("VRNG_BIN");
+	char copy[256], saved[256];
+	struct fe_cfg cfg;
+	struct vd_opts o;
+	struct vd vd;
+	struct fe fe;
+
+	if (bin == NULL)
+		bin = "./vhost-device-rng";
+	ck_assert_int_eq(vd_init(&vd), 0);
+	vd_path(&vd, "vhost-device-rng", copy, sizeof(copy));
+	install_binary(bin, copy);
+	snprintf(saved, sizeof(saved), "%s", bin);
+	setenv("VRNG_BIN", copy, 1);
+	vd_opts_init(&o);
+	o.nsock = 1;
+	ck_assert_msg(vd_spawn(&vd, &o) == 0, "%s", fe_errstr());
+	setenv("VRNG_BIN", saved, 1);
+	fe_cfg_init(&cfg);
+	IT_OPEN(&fe, &vd, 0, &cfg);
+	ck_assert_int_eq(unlink(copy), 0);
+	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
+	ck_assert_msg(vd_log_wait(&vd, "abandoned; serving on", 1, 10000),
+	    "%s", vd_log_text(&vd));
+	ck_assert_int_eq(vd_log_count(&vd, "No such file"), 1);
+	IT_SERVE(&fe, 64, &vd);
+	IT_END(&vd, &fe);
+}
+END_TEST
+
 /* A blob in a memfd, passed the way a predecessor passes it. */
 static void
 start_with_state(struct vd *vd, const void *blob, size_t len)
@@ -200,6 +304,8 @@ it_upgrade_suite(void)
 	tcase_add_test(tc, upgrade_ten_times_while_reading);
 	tcase_add_test(tc, upgrade_with_messages_in_flight);
 	tcase_add_test(tc, upgrade_keeps_listening_sockets);
+	tcase_add_test(tc, upgrade_refused_goes_back);
+	tcase_add_test(tc, upgrade_without_binary_serves_on);
 	IT_ADD_TABLE(tc, state_refused, bad_states);
 	suite_add_tcase(s, tc);
 	return s;
