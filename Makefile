@@ -42,6 +42,10 @@ SENDFDS_SRCS =	test/sendfds.c
 FRONTEND_SRCS =	test/frontend.c test/daemon.c $(SENDFDS_SRCS)
 IT_SRCS =	$(filter-out test/it_main.c,$(wildcard test/it_*.c)) \
 		test/hostile.c
+# The stand-in for systemd in crash-recovery tests (libc only), and the
+# scripted service that test/check-supervisor runs under it.
+SUPERVISOR_SRCS = test/supervisor.c
+PROBE_SRCS =	test/fdstore_probe.c $(SENDFDS_SRCS)
 
 all: $(PROG)
 
@@ -77,15 +81,28 @@ build/integration-tests: $(FRONTEND_SRCS) $(IT_SRCS) $(SUITE_SRCS) \
 	    $(FRONTEND_SRCS) $(IT_SRCS) $(SUITE_SRCS) test/it_main.c src/log.c \
 	    $(LIBS) $(CHECK_LIBS)
 
+build/test-supervisor: $(SUPERVISOR_SRCS) Makefile
+	@mkdir -p build
+	$(CC) -std=c11 $(WARNFLAGS) $(CFLAGS) -D_GNU_SOURCE -o $@ \
+	    $(SUPERVISOR_SRCS)
+
+build/fdstore-probe: $(PROBE_SRCS) test/sendfds.h Makefile
+	@mkdir -p build
+	$(CC) -std=c11 $(WARNFLAGS) $(CFLAGS) -D_GNU_SOURCE -Itest -o $@ \
+	    $(PROBE_SRCS)
+
 # Every test that needs neither the network nor QEMU (a distribution can
 # run it in an offline build): unit and integration suites, each under
 # the sanitizers and the integration suites against the plain binary too,
-# the man page lint, the option check and the install test.
+# the test supervisor's own test, the man page lint, the option check and
+# the install test.  The integration suites' crash tests run the daemon
+# under build/test-supervisor; their upgrade tests use build/$(PROG)-v99.
 check: $(PROG) build/$(PROG)-san build/$(PROG)-v99 build/unit-tests \
-		build/integration-tests
+		build/integration-tests build/test-supervisor build/fdstore-probe
 	./build/unit-tests
 	VRNG_BIN=./build/$(PROG)-san ./build/integration-tests
 	VRNG_BIN=./$(PROG) ./build/integration-tests
+	test/check-supervisor build/test-supervisor build/fdstore-probe
 	mandoc -Tlint -Wwarning man/$(PROG).8
 	scripts/check-options
 	scripts/check-sandbox
@@ -105,9 +122,11 @@ check-all:
 # shellcheck, mandoc -Tlint, and every C file of the daemon and the tests
 # compiled by each of LINT_CCS with the build's -Wall -Wextra -Werror.
 LINT_CCS =	gcc clang
-SH_SCRIPTS =	$(shell grep -lsE '^\#!/bin/(ba)?sh' scripts/* .ci/run)
+SH_SCRIPTS =	$(shell grep -lsE '^\#!/bin/(ba)?sh' scripts/* .ci/run \
+		    test/check-supervisor)
 LINT_SRCS =	$(SRCS) $(UNIT_SRCS) test/unit_main.c $(FRONTEND_SRCS) \
-		$(IT_SRCS) test/it_main.c test/bench.c
+		$(IT_SRCS) test/it_main.c test/bench.c $(SUPERVISOR_SRCS) \
+		test/fdstore_probe.c
 
 lint:
 	shellcheck $(SH_SCRIPTS)
@@ -135,7 +154,7 @@ uninstall: uninstall-extra
 clean:
 	rm -rf build/obj build/unit-tests build/integration-tests \
 	    build/$(PROG)-san build/bench build/bench-memtable build/fuzz \
-	    $(PROG)
+	    build/test-supervisor build/fdstore-probe $(PROG)
 
 .PHONY: all check check-e2e check-all lint demo install uninstall clean
 
