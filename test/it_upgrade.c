@@ -112,6 +112,100 @@ START_TEST(upgrade_with_messages_in_flight)
 }
 END_TEST
 
+/* Reads len bytes through one request into out. */
+static void
+read_into(struct fe *fe, struct vd *vd, uint8_t *out, uint32_t len)
+{
+	struct fe_used_elem u;
+	uint64_t gpa = fe_alloc(fe, len, 64);
+
+	ck_assert_int_ge(fe_post1(fe, gpa, len), 0);
+	fe_kick(fe);
+	ck_assert_msg(fe_wait_used(fe, 1, 5000) == 1, "%s", vd_log_text(vd));
+	ck_assert(fe_get_used(fe, &u));
+	ck_assert_uint_eq(u.len, len);
+	IT_OK(fe_read_mem(fe, gpa, out, len));
+}
+
+/*
+ * The source is handed over, not opened again: a file source goes on
+ * from where it was, so the guest gets the file's bytes in order across
+ * the upgrade (opened again, it would start over).
+ */
+START_TEST(upgrade_hands_over_the_source)
+{
+	enum { SIZE = 65536, LEN = 4096, BEFORE = 3, AFTER = 3 };
+	static uint8_t file[SIZE], got[(BEFORE + AFTER) * LEN];
+	struct fe_cfg cfg;
+	struct vd_opts o;
+	struct vd vd;
+	struct fe fe;
+	char path[256];
+	unsigned i;
+	FILE *f;
+
+	fe_fill_prng(file, SIZE, 0x5eed);
+	IT_OK(vd_init(&vd));
+	vd_path(&vd, "entropy.bin", path, sizeof(path));
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(file, 1, SIZE, f), SIZE);
+	ck_assert_int_eq(fclose(f), 0);
+	vd_opts_init(&o);
+	o.nsock = 1;
+	o.args[0] = "-f";
+	o.args[1] = path;
+	IT_OK(vd_spawn(&vd, &o));
+	fe_cfg_init(&cfg);
+	IT_OPEN(&fe, &vd, 0, &cfg);
+	for (i = 0; i < BEFORE; i++)
+		read_into(&fe, &vd, got + i * LEN, LEN);
+	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
+	ck_assert_msg(vd_log_wait(&vd, "guest(s) restored", 1, 20000), "%s",
+	    vd_log_text(&vd));
+	for (; i < BEFORE + AFTER; i++)
+		read_into(&fe, &vd, got + i * LEN, LEN);
+	ck_assert_msg(memcmp(got, file, sizeof(got)) == 0, "the bytes after "
+	    "the upgrade are not the file's next ones");
+	ck_assert_int_eq(vd_log_count(&vd, "opening the source"), 0);
+	IT_END(&vd, &fe);
+}
+END_TEST
+
+/*
+ * The rate limit's position is handed over: a guest that used its share
+ * of the period before the upgrade does not get a new one after it.
+ */
+START_TEST(upgrade_keeps_rate_limit_position)
+{
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe fe;
+	int64_t t0, waited;
+	int head;
+
+	fe_cfg_init(&cfg);
+	IT_ONE_GUEST(&vd, &fe, &cfg, "--max-bytes", "4096", "--period",
+	    "4000", NULL);
+	IT_SERVE(&fe, 4096, &vd);
+	t0 = fe_now_ms();
+	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
+	ck_assert_msg(vd_log_wait(&vd, "guest(s) restored", 1, 20000), "%s",
+	    vd_log_text(&vd));
+	head = fe_post1(&fe, fe_alloc(&fe, 64, 64), 64);
+	ck_assert_int_ge(head, 0);
+	fe_kick(&fe);
+	/* Served only in the next period: none of it is left in this one. */
+	ck_assert_uint_eq(fe_wait_used(&fe, 1, 9000), 1);
+	waited = fe_now_ms() - t0;
+	ck_assert_msg(vd_log_count(&vd, "periods start afresh") == 0, "%s",
+	    vd_log_text(&vd));
+	ck_assert_msg(waited >= 300, "served %lld ms after the upgrade, in "
+	    "the period whose budget was used", (long long)waited);
+	IT_END(&vd, &fe);
+}
+END_TEST
+
 /* A second guest that is not connected yet can still connect after. */
 START_TEST(upgrade_keeps_listening_sockets)
 {
@@ -304,6 +398,8 @@ it_upgrade_suite(void)
 	tcase_add_test(tc, upgrade_ten_times_while_reading);
 	tcase_add_test(tc, upgrade_with_messages_in_flight);
 	tcase_add_test(tc, upgrade_keeps_listening_sockets);
+	tcase_add_test(tc, upgrade_hands_over_the_source);
+	tcase_add_test(tc, upgrade_keeps_rate_limit_position);
 	tcase_add_test(tc, upgrade_refused_goes_back);
 	tcase_add_test(tc, upgrade_without_binary_serves_on);
 	IT_ADD_TABLE(tc, state_refused, bad_states);
