@@ -84,6 +84,18 @@ int	handover_finish(struct handover_buf *);
 void	handover_buf_free(struct handover_buf *);
 
 /*
+ * A finished blob in a new memfd (close-on-exec) called name, or -1 with
+ * errno: how a blob travels, to a successor image or to the fd store.
+ */
+int	handover_memfd(const struct handover_buf *, const char *name);
+/*
+ * The whole content of a blob's fd (a regular file of 1 to
+ * HANDOVER_MAX_BYTES bytes), malloc'ed, with its length in *len; NULL if
+ * it is anything else or cannot be read.
+ */
+uint8_t	*handover_read_fd(int fd, size_t *len);
+
+/*
  * Checks the header of len bytes at data (magic, version, kind, body
  * length equal to what is there, checksum) and points *cur at the body.
  * Returns 0, or -1 with a sentence in err.

@@ -10,9 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -161,29 +159,6 @@ fds_have(const struct fdstore_fd *fds, unsigned n, const char *name)
 	return false;
 }
 
-/* The blob in a sealed-size memfd, or -1. */
-static int
-blob_memfd(const struct handover_buf *b)
-{
-	size_t off = 0;
-	ssize_t n;
-	int fd;
-
-	if ((fd = memfd_create("vhost-device-rng-guest", MFD_CLOEXEC)) < 0)
-		return -1;
-	while (off < b->len) {
-		n = write(fd, b->data + off, b->len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	return fd;
-}
-
 static void
 state_name(const struct fdstore_set *set, uint32_t gen, char *out)
 {
@@ -208,7 +183,7 @@ fdstore_sync(struct fdstore_set *set, const char *prefix,
 		    set_add(set, fds[i].name) < 0)
 			return -1;
 	}
-	if ((mfd = blob_memfd(b)) < 0) {
+	if ((mfd = handover_memfd(b, "vhost-device-rng-guest")) < 0) {
 		log_warn("fd store: state memfd");
 		return -1;
 	}
@@ -269,34 +244,6 @@ parse_state_name(const char *name, unsigned *slot, unsigned long long *conn,
 	return name[end] == '\0';
 }
 
-/* Reads a stored state memfd whole; NULL if it will not do. */
-static uint8_t *
-read_state(int fd, size_t *len)
-{
-	struct stat st;
-	uint8_t *p;
-	size_t off = 0;
-	ssize_t n;
-
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-	    (uint64_t)st.st_size > HANDOVER_MAX_BYTES)
-		return NULL;
-	*len = (size_t)st.st_size;
-	if ((p = malloc(*len)) == NULL)
-		return NULL;
-	while (off < *len) {
-		n = pread(fd, p + off, *len - off, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			free(p);
-			return NULL;
-		}
-		off += (size_t)n;
-	}
-	return p;
-}
-
 /* Tries one stored state for its slot; true if the guest came back. */
 static bool
 try_state(struct handover_fd *e, unsigned nslots,
@@ -313,7 +260,7 @@ try_state(struct handover_fd *e, unsigned nslots,
 	if (!parse_state_name(e->name, &slot, &conn, &gen) || slot >= nslots)
 		return false;
 	e->used = true;
-	if ((blob = read_state(e->fd, &len)) == NULL) {
+	if ((blob = handover_read_fd(e->fd, &len)) == NULL) {
 		log_warnx("fd store: %s cannot be read", e->name);
 		return false;
 	}

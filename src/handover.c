@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -199,6 +201,57 @@ handover_finish(struct handover_buf *b)
 	le_store(b->data + 24, checksum(b->data + HANDOVER_HEADER_SIZE, body),
 	    4);
 	return 0;
+}
+
+int
+handover_memfd(const struct handover_buf *b, const char *name)
+{
+	size_t off = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = memfd_create(name, MFD_CLOEXEC)) < 0)
+		return -1;
+	while (off < b->len) {
+		n = write(fd, b->data + off, b->len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			close(fd);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	return fd;
+}
+
+uint8_t *
+handover_read_fd(int fd, size_t *len)
+{
+	struct stat st;
+	uint8_t *p;
+	size_t off = 0;
+	ssize_t n;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    (uint64_t)st.st_size > HANDOVER_MAX_BYTES)
+		return NULL;
+	*len = (size_t)st.st_size;
+	if ((p = malloc(*len)) == NULL)
+		return NULL;
+	while (off < *len) {
+		n = pread(fd, p + off, *len - off, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(p);
+			return NULL;
+		}
+		off += (size_t)n;
+	}
+	return p;
 }
 
 void

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -191,29 +190,6 @@ write_blob(struct upgrade *u, struct handover_buf *b,
 	}
 }
 
-/* The blob in a memfd, or -1. */
-static int
-blob_memfd(const struct handover_buf *b)
-{
-	size_t off = 0;
-	ssize_t n;
-	int fd;
-
-	if ((fd = memfd_create("vhost-device-rng-state", MFD_CLOEXEC)) < 0)
-		return -1;
-	while (off < b->len) {
-		n = write(fd, b->data + off, b->len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	return fd;
-}
-
 static void
 set_cloexec(const struct handover_fds *dir, int blob_fd, bool on)
 {
@@ -280,7 +256,8 @@ upgrade_run(struct upgrade *u)
 		goto resume;
 	}
 	write_blob(u, &b, &dir, t0);
-	if (handover_finish(&b) < 0 || (blob_fd = blob_memfd(&b)) < 0) {
+	if (handover_finish(&b) < 0 || (blob_fd = handover_memfd(&b,
+	    "vhost-device-rng-state")) < 0) {
 		log_warn("live upgrade: writing the state");
 		handover_buf_free(&b);
 		goto resume;
@@ -352,26 +329,9 @@ refuse(struct upgrade *u, const char *why)
 static void
 read_blob(struct upgrade *u)
 {
-	struct stat st;
-	size_t off = 0;
-	ssize_t n;
-
-	if (fstat(u->blob_fd, &st) < 0 || !S_ISREG(st.st_mode))
-		refuse(u, "the state descriptor is not a file");
-	if (st.st_size <= 0 || (uint64_t)st.st_size > HANDOVER_MAX_BYTES)
-		refuse(u, "the state is empty or too large");
-	u->blob_len = (size_t)st.st_size;
-	if ((u->blob = malloc(u->blob_len)) == NULL)
-		refuse(u, "no memory for the state");
-	while (off < u->blob_len) {
-		n = pread(u->blob_fd, u->blob + off, u->blob_len - off,
-		    (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			refuse(u, "the state cannot be read");
-		off += (size_t)n;
-	}
+	if ((u->blob = handover_read_fd(u->blob_fd, &u->blob_len)) == NULL)
+		refuse(u, "the state cannot be read (not a file of 1 byte to "
+		    "64 MiB?)");
 }
 
 /* The directory: names and fd numbers that must be open now. */

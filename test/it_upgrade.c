@@ -250,35 +250,47 @@ install_binary(const char *from, const char *to)
 }
 
 /*
+ * Starts the daemon from a copy of $VRNG_BIN in its directory (left in
+ * copy), which the test may then replace or remove, and connects fe.
+ */
+static void
+start_from_copy(struct vd *vd, struct fe *fe, char *copy, size_t len)
+{
+	const char *bin = getenv("VRNG_BIN");
+	struct fe_cfg cfg;
+	char saved[256];
+	struct vd_opts o;
+
+	if (bin == NULL)
+		bin = "./vhost-device-rng";
+	ck_assert_int_eq(vd_init(vd), 0);
+	vd_path(vd, "vhost-device-rng", copy, len);
+	install_binary(bin, copy);
+	snprintf(saved, sizeof(saved), "%s", bin);
+	setenv("VRNG_BIN", copy, 1);
+	vd_opts_init(&o);
+	o.nsock = 1;
+	ck_assert_msg(vd_spawn(vd, &o) == 0, "%s", fe_errstr());
+	setenv("VRNG_BIN", saved, 1);
+	fe_cfg_init(&cfg);
+	IT_OPEN(fe, vd, 0, &cfg);
+}
+
+/*
  * The new binary reads another format version: it refuses the state and
  * goes back to the previous binary (kept open by the daemon), which
  * takes the guests back.  Nobody sees a disconnect.
  */
 START_TEST(upgrade_refused_goes_back)
 {
-	const char *bin = getenv("VRNG_BIN"), *other =
-	    getenv("VRNG_BIN_OTHER_VERSION");
-	char copy[256], saved[256];
-	struct fe_cfg cfg;
-	struct vd_opts o;
+	const char *other = getenv("VRNG_BIN_OTHER_VERSION");
+	char copy[256];
 	struct vd vd;
 	struct fe fe;
 
-	if (bin == NULL)
-		bin = "./vhost-device-rng";
 	if (other == NULL)
 		other = "./build/vhost-device-rng-v99";
-	ck_assert_int_eq(vd_init(&vd), 0);
-	vd_path(&vd, "vhost-device-rng", copy, sizeof(copy));
-	install_binary(bin, copy);
-	snprintf(saved, sizeof(saved), "%s", bin);
-	setenv("VRNG_BIN", copy, 1);
-	vd_opts_init(&o);
-	o.nsock = 1;
-	ck_assert_msg(vd_spawn(&vd, &o) == 0, "%s", fe_errstr());
-	setenv("VRNG_BIN", saved, 1);
-	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	start_from_copy(&vd, &fe, copy, sizeof(copy));
 	IT_SERVE(&fe, 64, &vd);
 
 	install_binary(other, copy);
@@ -299,26 +311,11 @@ END_TEST
 /* A path that is no executable: nothing stops, the daemon serves on. */
 START_TEST(upgrade_without_binary_serves_on)
 {
-	const char *bin = getenv("VRNG_BIN");
-	char copy[256], saved[256];
-	struct fe_cfg cfg;
-	struct vd_opts o;
+	char copy[256];
 	struct vd vd;
 	struct fe fe;
 
-	if (bin == NULL)
-		bin = "./vhost-device-rng";
-	ck_assert_int_eq(vd_init(&vd), 0);
-	vd_path(&vd, "vhost-device-rng", copy, sizeof(copy));
-	install_binary(bin, copy);
-	snprintf(saved, sizeof(saved), "%s", bin);
-	setenv("VRNG_BIN", copy, 1);
-	vd_opts_init(&o);
-	o.nsock = 1;
-	ck_assert_msg(vd_spawn(&vd, &o) == 0, "%s", fe_errstr());
-	setenv("VRNG_BIN", saved, 1);
-	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	start_from_copy(&vd, &fe, copy, sizeof(copy));
 	ck_assert_int_eq(unlink(copy), 0);
 	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
 	ck_assert_msg(vd_log_wait(&vd, "abandoned; serving on", 1, 10000),
