@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -203,6 +204,45 @@ START_TEST(upgrade_keeps_rate_limit_position)
 	ck_assert_msg(waited >= 300, "served %lld ms after the upgrade, in "
 	    "the period whose budget was used", (long long)waited);
 	IT_END(&vd, &fe);
+}
+END_TEST
+
+/*
+ * QEMU's way, --fd naming the connection itself: the upgrade keeps it, and
+ * the daemon still ends with it.
+ */
+START_TEST(upgrade_fd_connection)
+{
+	struct fe_cfg cfg;
+	struct vd_opts o;
+	struct vd vd;
+	struct fe fe;
+	char arg[32];
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+	    sv), 0);
+	vd_opts_init(&o);
+	snprintf(arg, sizeof(arg), "--fd=%d", sv[1]);
+	o.args[0] = arg;
+	o.keep_fd = sv[1];
+	IT_OK(vd_init(&vd));
+	IT_OK(vd_spawn(&vd, &o));
+	close(sv[1]);
+	fe_init(&fe);
+	fe_attach(&fe, sv[0]);
+	fe_cfg_init(&cfg);
+	IT_OK(fe_setup(&fe, &cfg));
+	IT_SERVE(&fe, 64, &vd);
+	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
+	ck_assert_msg(vd_log_wait(&vd, "1 guest(s) restored", 1, 20000), "%s",
+	    vd_log_text(&vd));
+	IT_SERVE(&fe, 4096, &vd);
+	fe_close(&fe);
+	ck_assert_msg(vd_wait_exit(&vd, 3000) == 0, "%s%s", fe_errstr(),
+	    vd_log_text(&vd));
+	IT_STOP(&vd);
+	vd_cleanup(&vd);
 }
 END_TEST
 
@@ -396,6 +436,7 @@ it_upgrade_suite(void)
 	tcase_add_test(tc, upgrade_with_messages_in_flight);
 	tcase_add_test(tc, upgrade_keeps_listening_sockets);
 	tcase_add_test(tc, upgrade_hands_over_the_source);
+	tcase_add_test(tc, upgrade_fd_connection);
 	tcase_add_test(tc, upgrade_keeps_rate_limit_position);
 	tcase_add_test(tc, upgrade_refused_goes_back);
 	tcase_add_test(tc, upgrade_without_binary_serves_on);
