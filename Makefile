@@ -108,11 +108,13 @@ check: $(PROG) build/$(PROG)-san build/$(PROG)-v99 build/unit-tests \
 	scripts/check-sandbox
 	MAKE="$(MAKE)" scripts/test-install
 
-# The end-to-end test: boots a Linux guest under QEMU against the daemon
+# The end-to-end tests: boot a Linux guest under QEMU against the daemon
 # (builds the guest in build/guest first, downloading Debian's kernel
-# package once).
+# package once), then the same guest as a libvirt domain made from
+# scripts/libvirt-guest.xml (a private libvirtd; needs root).
 check-e2e: $(PROG)
 	scripts/e2e-test
+	scripts/e2e-libvirt
 
 # Both, one after the other; CI runs this.
 check-all:
