@@ -164,6 +164,7 @@ add_upgrade_rules(scmp_filter_ctx ctx)
 		SCMP_SYS(set_tid_address),
 		SCMP_SYS(access),
 		SCMP_SYS(faccessat),
+		SCMP_SYS(faccessat2),
 		SCMP_SYS(pread64),
 		SCMP_SYS(signalfd4),
 		SCMP_SYS(getsockopt),
