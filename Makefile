@@ -16,8 +16,8 @@ CFLAGS ?=	-O2 -g
 WARNFLAGS =	-Wall -Wextra -Werror
 ALL_CFLAGS =	-std=c11 $(WARNFLAGS) $(CFLAGS) -D_GNU_SOURCE \
 		-DVERSION=\"$(VERSION)\" -Iinclude \
-		$(shell $(PKG_CONFIG) --cflags libbsd-overlay libseccomp)
-LIBS =		$(shell $(PKG_CONFIG) --libs libbsd-overlay libseccomp) -pthread
+		$(shell $(PKG_CONFIG) --cflags libbsd-overlay libseccomp zlib)
+LIBS =		$(shell $(PKG_CONFIG) --libs libbsd-overlay libseccomp zlib) -pthread
 CHECK_CFLAGS =	$(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS =	$(shell $(PKG_CONFIG) --libs check)
 # Tests build the code again with these, so that every test run is
@@ -25,9 +25,9 @@ CHECK_LIBS =	$(shell $(PKG_CONFIG) --libs check)
 SAN_FLAGS =	-fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined
 
-LIB_SRCS =	src/clock.c src/config.c src/entropy.c src/guest.c src/health.c \
+LIB_SRCS =	src/clock.c src/config.c src/entropy.c src/fdstore.c src/guest.c src/handover.c src/health.c \
 		src/ioguard.c src/listener.c src/log.c src/memtable.c \
-		src/ratelimit.c src/sandbox.c src/sdnotify.c src/serve.c \
+		src/ratelimit.c src/sandbox.c src/sdnotify.c src/serve.c src/upgrade.c \
 		src/virtq.c src/vu_dev.c src/vu_proto.c
 SRCS =		$(LIB_SRCS) src/main.c
 HDRS =		$(wildcard include/*.h)
@@ -43,6 +43,10 @@ SENDFDS_SRCS =	test/sendfds.c
 FRONTEND_SRCS =	test/frontend.c test/daemon.c $(SENDFDS_SRCS)
 IT_SRCS =	$(filter-out test/it_main.c,$(wildcard test/it_*.c)) \
 		test/hostile.c
+# The stand-in for systemd in crash-recovery tests (libc only), and the
+# scripted service that test/check-supervisor runs under it.
+SUPERVISOR_SRCS = test/supervisor.c
+PROBE_SRCS =	test/fdstore_probe.c $(SENDFDS_SRCS)
 
 all: $(PROG)
 
@@ -58,6 +62,12 @@ build/$(PROG)-san: $(SRCS) $(HDRS) Makefile
 	@mkdir -p build
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $(SRCS) $(LIBS)
 
+# The daemon again with another handover format version: a "new binary"
+# that refuses the state, for the live-upgrade fallback test.
+build/$(PROG)-v99: $(SRCS) $(HDRS) Makefile
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) -DHANDOVER_VERSION=99 -o $@ $(SRCS) $(LIBS)
+
 build/unit-tests: $(LIB_SRCS) $(UNIT_SRCS) $(SENDFDS_SRCS) test/unit_main.c \
 		$(HDRS) $(UNIT_HDRS) Makefile
 	@mkdir -p build
@@ -72,24 +82,40 @@ build/integration-tests: $(FRONTEND_SRCS) $(IT_SRCS) $(SUITE_SRCS) \
 	    $(FRONTEND_SRCS) $(IT_SRCS) $(SUITE_SRCS) test/it_main.c src/log.c \
 	    $(LIBS) $(CHECK_LIBS)
 
+build/test-supervisor: $(SUPERVISOR_SRCS) Makefile
+	@mkdir -p build
+	$(CC) -std=c11 $(WARNFLAGS) $(CFLAGS) -D_GNU_SOURCE -o $@ \
+	    $(SUPERVISOR_SRCS)
+
+build/fdstore-probe: $(PROBE_SRCS) test/sendfds.h Makefile
+	@mkdir -p build
+	$(CC) -std=c11 $(WARNFLAGS) $(CFLAGS) -D_GNU_SOURCE -Itest -o $@ \
+	    $(PROBE_SRCS)
+
 # Every test that needs neither the network nor QEMU (a distribution can
 # run it in an offline build): unit and integration suites, each under
 # the sanitizers and the integration suites against the plain binary too,
-# the man page lint, the option check and the install test.
-check: $(PROG) build/$(PROG)-san build/unit-tests build/integration-tests
+# the test supervisor's own test, the man page lint, the option check and
+# the install test.  The integration suites' crash tests run the daemon
+# under build/test-supervisor; their upgrade tests use build/$(PROG)-v99.
+check: $(PROG) build/$(PROG)-san build/$(PROG)-v99 build/unit-tests \
+		build/integration-tests build/test-supervisor build/fdstore-probe
 	./build/unit-tests
 	VRNG_BIN=./build/$(PROG)-san ./build/integration-tests
 	VRNG_BIN=./$(PROG) ./build/integration-tests
+	test/check-supervisor build/test-supervisor build/fdstore-probe
 	mandoc -Tlint -Wwarning man/$(PROG).8
 	scripts/check-options
 	scripts/check-sandbox
 	MAKE="$(MAKE)" scripts/test-install
 
-# The end-to-end test: boots a Linux guest under QEMU against the daemon
+# The end-to-end tests: boot a Linux guest under QEMU against the daemon
 # (builds the guest in build/guest first, downloading Debian's kernel
-# package once).
+# package once), then the same guest as a libvirt domain made from
+# scripts/libvirt-guest.xml (a private libvirtd; needs root).
 check-e2e: $(PROG)
 	scripts/e2e-test
+	scripts/e2e-libvirt
 
 # Both, one after the other; CI runs this.
 check-all:
@@ -99,9 +125,11 @@ check-all:
 # shellcheck, mandoc -Tlint, and every C file of the daemon and the tests
 # compiled by each of LINT_CCS with the build's -Wall -Wextra -Werror.
 LINT_CCS =	gcc clang
-SH_SCRIPTS =	$(shell grep -lsE '^\#!/bin/(ba)?sh' scripts/* .ci/run)
+SH_SCRIPTS =	$(shell grep -lsE '^\#!/bin/(ba)?sh' scripts/* .ci/run \
+		    test/check-supervisor)
 LINT_SRCS =	$(SRCS) $(UNIT_SRCS) test/unit_main.c $(FRONTEND_SRCS) \
-		$(IT_SRCS) test/it_main.c test/bench.c
+		$(IT_SRCS) test/it_main.c test/bench.c $(SUPERVISOR_SRCS) \
+		test/fdstore_probe.c
 
 lint:
 	shellcheck $(SH_SCRIPTS)
@@ -129,7 +157,7 @@ uninstall: uninstall-extra
 clean:
 	rm -rf build/obj build/unit-tests build/integration-tests \
 	    build/$(PROG)-san build/bench build/bench-memtable build/fuzz \
-	    $(PROG)
+	    build/test-supervisor build/fdstore-probe $(PROG)
 
 .PHONY: all check check-e2e check-all lint demo install uninstall clean
 

@@ -30,6 +30,7 @@ struct config {
 	bool		 count_given;
 	bool		 print_capabilities;
 	bool		 no_sandbox;	/* --no-sandbox */
+	bool		 fd_store;	/* --fd-store (fdstore.h) */
 };
 
 enum config_result {

@@ -78,6 +78,13 @@ struct entropy {
 /* Opens and checks the source; on error fills err with a full sentence. */
 int	entropy_open(struct entropy *, const char *path, char *err,
 	    size_t errlen);
+/*
+ * The same for an fd already open on path (a live upgrade hands the
+ * source over, so a FIFO's writer never sees it without a reader and a
+ * file goes on from its offset).  Takes ownership of fd, closed on error.
+ */
+int	entropy_adopt(struct entropy *, const char *path, int fd, char *err,
+	    size_t errlen);
 void	entropy_close(struct entropy *);
 
 /*

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "entropy.h"
+#include "handover.h"
 #include "log.h"
 #include "ratelimit.h"
 
@@ -42,10 +43,17 @@ struct guest_shared {
 	uint32_t		 poll_us;	/* --poll-us: spin after work */
 };
 
+struct guest;
+
 struct guest_slot {
 	unsigned		 index;
 	const struct guest_shared *shared;
 	int			 stop_fd;	/* eventfd: main asks to stop */
+	/*
+	 * eventfd: main asks the thread to park (live upgrade): finish the
+	 * batch and the message at hand, then end, keeping the connection.
+	 */
+	int			 park_fd;
 
 	/* Guest-error log budget: used by one guest thread at a time. */
 	struct log_budget	 log_budget;
@@ -54,6 +62,12 @@ struct guest_slot {
 	pthread_t		 thread;
 	bool			 busy;
 	int			 conn_fd;	/* handed to the thread */
+	/*
+	 * A connection no thread serves now: left by a thread that parked
+	 * (set before 'finished'), or restored from a handover; main owns
+	 * it until guest_resume() or guest_discard().
+	 */
+	struct guest		*parked;
 
 	/* written by the guest thread, read by main (atomics): */
 	struct guest_stats	 stats;
@@ -68,6 +82,28 @@ struct guest_slot {
 int	guest_install_fault_handler(void);
 /* Starts the thread for slot->conn_fd; the thread owns the fd from here. */
 int	guest_start(struct guest_slot *);
+/*
+ * Starts a thread on slot->parked (which it then owns).  Returns 0, or -1
+ * with errno (the guest stays parked).
+ */
+int	guest_resume(struct guest_slot *);
+/* Ends a parked connection: the front-end sees it closed. */
+void	guest_discard(struct guest_slot *);
+/*
+ * Handover of a parked connection (handover.h): its statistics and its
+ * vhost-user device.  guest_each_fd calls fn for every fd it holds, with
+ * the name the blob uses (see vu_dev_each_fd).
+ */
+void	guest_save(const struct guest_slot *, struct handover_buf *);
+int	guest_each_fd(const struct guest_slot *,
+	    int (*fn)(const char *name, int fd, void *arg), void *arg);
+/*
+ * Rebuilds slot->parked from a blob written by guest_save, taking
+ * duplicates of its fds from fds; the statistics become the slot's.
+ * Returns 0, or -1 with a sentence in err (nothing is left behind).
+ */
+int	guest_restore(struct guest_slot *, struct handover_cursor *,
+	    struct handover_fds *, char *err, size_t errlen);
 /* Reads the statistics (from any thread). */
 void	guest_stats_read(const struct guest_slot *, struct guest_stats *);
 

@@ -41,6 +41,13 @@ struct mem_region {
 	void		*host;		/* where gpa maps in our space */
 	void		*map_base;	/* what mmap returned */
 	size_t		 map_len;
+	/*
+	 * The region's file, kept open for a successor: a live upgrade or a
+	 * restart from systemd's fd store maps it again (handover.h).  One
+	 * fd per region; QEMU passes one per memory backend and region.
+	 */
+	int		 fd;
+	uint64_t	 mmap_offset;	/* of gpa in fd */
 };
 
 /*
@@ -68,12 +75,13 @@ void	memtable_clear(struct memtable *);
 /*
  * Replaces the whole table (SET_MEM_TABLE).  The new table is validated as
  * a whole (count, sizes, overflow, overlap) and mapped before the old one
- * is dropped: on failure the old table stays.  Takes ownership of the fds
- * (closed in every case).  Returns 0, or -1 after logging why.
+ * is dropped: on failure the old table stays.  Takes ownership of the fds:
+ * kept with their regions on success (closed when a region goes), closed
+ * on failure.  Returns 0, or -1 after logging why.
  */
 int	memtable_set(struct memtable *, const struct vu_mem_region *,
 	    unsigned nregions, const int *fds, unsigned nfds);
-/* ADD_MEM_REG: maps one more region; takes ownership of fd. */
+/* ADD_MEM_REG: maps one more region; takes ownership of fd (as above). */
 int	memtable_add(struct memtable *, const struct vu_mem_region *, int fd);
 /* REM_MEM_REG: the region with this gpa, size and uva. */
 int	memtable_remove(struct memtable *, const struct vu_mem_region *);

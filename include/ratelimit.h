@@ -54,4 +54,15 @@ uint64_t ratelimit_take(struct ratelimit *, unsigned guest, uint64_t want,
 void	ratelimit_give_back(struct ratelimit *, unsigned guest, uint64_t bytes,
 	    uint64_t now_ns);
 
+/*
+ * Handover (handover.h): the limit, the current period and what each guest
+ * took in it.  Restore checks that the limit is the one configured now
+ * (else it starts afresh, returning 1); 0 if restored, -1 on a malformed
+ * blob (the cursor failed).
+ */
+struct handover_buf;
+struct handover_cursor;
+void	ratelimit_save(struct ratelimit *, struct handover_buf *);
+int	ratelimit_restore(struct ratelimit *, struct handover_cursor *);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Sets no_new_privs and loads the filter for the calling process.  Must be
@@ -26,6 +27,16 @@
  * filter is loaded, but no_new_privs may already be set.
  */
 int	sandbox_enter(char *err, size_t errlen);
+
+/*
+ * A fingerprint of the filter sandbox_enter() would load (CRC-32 of its
+ * BPF program, never 0), or 0 if it cannot be built.  A live upgrade
+ * passes it on: filters survive execve and stack, so a new image whose
+ * filter is the very one in force need not load it again, and the chain
+ * does not grow by one filter per upgrade (the kernel caps it at 32768
+ * instructions in all; every system call runs the whole chain).
+ */
+uint32_t sandbox_fingerprint(void);
 
 /*
  * Whether this build leaves the sandbox off: AddressSanitizer's leak check

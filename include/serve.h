@@ -111,6 +111,14 @@ enum serve_spin_result {
 enum serve_spin_result serve_spin(struct serve *, uint64_t until_ns,
 	    int epoll_fd);
 
+/*
+ * The connection was restored or resumed after a handover: look at the
+ * ring at once (its kick may have gone to the predecessor), count a ring
+ * that came broken as reported already, and interrupt the guest once in
+ * case the predecessor completed requests it did not signal (a spurious
+ * interrupt is harmless, VIRTIO 1.x 2.7.7).
+ */
+void	serve_resumed(struct serve *);
 /* The timer fired: the budget wait or source back-off is over. */
 void	serve_timer_fired(struct serve *);
 /* entropy_fd() polled readable: look at the source again. */

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "handover.h"
 #include "memtable.h"
 #include "virtq.h"
 #include "vu_proto.h"
@@ -60,6 +61,16 @@ struct vu_dev {
 	bool		 map_stale;
 	uint64_t	 map_gen;
 
+	/*
+	 * Handover (handover.h): each fd is named <fd_prefix><role>.<gen>,
+	 * the generation moving on whenever the front-end replaces that fd,
+	 * so that systemd's fd store never holds two under one name.
+	 */
+	char		 fd_prefix[32];
+	uint32_t	 kick_gen, call_gen, err_gen;
+	/* Restored: completions resume from the used index in the ring. */
+	bool		 resume_from_used;
+
 	/* Counters for the statistics (this thread only). */
 	uint64_t	 bad_messages;
 	uint64_t	 ring_errors;	/* not yet taken, see below */
@@ -85,8 +96,35 @@ int	vu_dev_handle(struct vu_dev *, struct vu_msg *);
 bool	vu_dev_ring_runnable(struct vu_dev *);
 /* Ring errors counted since the last call, for the statistics. */
 uint64_t vu_dev_take_ring_errors(struct vu_dev *);
+/*
+ * Handover: calls fn once for each fd the connection holds, with the name
+ * vu_dev_save() gives it (memory fds: <prefix>m<dev>-<inode>, several
+ * regions of one file share a name).  Stops at and returns fn's first
+ * non-zero result.
+ */
+int	vu_dev_each_fd(const struct vu_dev *,
+	    int (*fn)(const char *name, int fd, void *arg), void *arg);
+/*
+ * Writes what a successor needs to resume this connection (vhost-user
+ * features, the memory table without its mappings, the ring's size,
+ * addresses, state and indexes, fd names).  Call it while no thread
+ * serves the connection.
+ */
+void	vu_dev_save(const struct vu_dev *, struct handover_buf *);
+/*
+ * The other side: dev was vu_dev_init()ed with its socket and its
+ * watch_fd set.  Takes duplicates of the named fds from fds, and checks
+ * every value as the messages that set it would (features offered, ring
+ * size, ring addresses, memory regions).  Returns 0, or -1 with a
+ * sentence in err (the cursor is failed for a malformed blob; a value
+ * that fails a device check leaves the cursor good).
+ */
+int	vu_dev_restore(struct vu_dev *, struct handover_cursor *,
+	    struct handover_fds *, char *err, size_t errlen);
 /* Signals the guest (call eventfd) if the driver wants it. */
 void	vu_dev_notify(struct vu_dev *);
+/* Signals the guest (call eventfd) whatever the driver asked. */
+void	vu_dev_signal_used(struct vu_dev *);
 /* Tells the front-end (err eventfd) that the ring broke. */
 void	vu_dev_signal_error(struct vu_dev *);
 

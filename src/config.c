@@ -27,6 +27,7 @@ enum {
 	OPT_POLL_US,
 	OPT_NO_SANDBOX,
 	OPT_HEALTH_TESTS,
+	OPT_FD_STORE,
 };
 
 /*
@@ -74,6 +75,9 @@ static const struct opt {
 	    "(default on)", 0, 0 },
 	{ "print-capabilities", no_argument, OPT_PRINT_CAPS, NULL,
 	    "print the back-end JSON and exit", 0, 0 },
+	{ "fd-store", no_argument, OPT_FD_STORE, NULL,
+	    "keep connections in systemd's fd store\n"
+	    "(a restart resumes every guest)", 0, 0 },
 	{ "no-sandbox", no_argument, OPT_NO_SANDBOX, NULL,
 	    "no seccomp filter (for debugging)", 0, 0 },
 	{ "verbose", no_argument, 'v', NULL,
@@ -308,6 +312,9 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 			break;
 		case OPT_NO_SANDBOX:
 			cfg->no_sandbox = true;
+			break;
+		case OPT_FD_STORE:
+			cfg->fd_store = true;
 			break;
 		case OPT_HEALTH_TESTS:
 			if (strcmp(optarg, "on") == 0)

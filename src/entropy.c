@@ -21,12 +21,9 @@
 int
 entropy_open(struct entropy *src, const char *path, char *err, size_t errlen)
 {
-	struct stat st;
 	int fd;
 
-	memset(src, 0, sizeof(*src));
-	src->fd = -1;
-	if (strlcpy(src->path, path, sizeof(src->path)) >= sizeof(src->path)) {
+	if (strlen(path) >= sizeof(src->path)) {
 		snprintf(err, errlen, "entropy source path too long (%zu "
 		    "bytes, at most %zu)", strlen(path), sizeof(src->path) - 1);
 		return -1;
@@ -37,8 +34,37 @@ entropy_open(struct entropy *src, const char *path, char *err, size_t errlen)
 	 */
 	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
+		memset(src, 0, sizeof(*src));
+		src->fd = -1;
 		snprintf(err, errlen, "cannot open entropy source %s: %s",
 		    path, strerror(errno));
+		return -1;
+	}
+	return entropy_adopt(src, path, fd, err, errlen);
+}
+
+int
+entropy_adopt(struct entropy *src, const char *path, int fd, char *err,
+    size_t errlen)
+{
+	struct stat st;
+	int fl;
+
+	memset(src, 0, sizeof(*src));
+	src->fd = -1;
+	if (strlcpy(src->path, path, sizeof(src->path)) >= sizeof(src->path)) {
+		snprintf(err, errlen, "entropy source path too long (%zu "
+		    "bytes, at most %zu)", strlen(path), sizeof(src->path) - 1);
+		close(fd);
+		return -1;
+	}
+	/* A handed-over fd: the flags open() would have set. */
+	if ((fl = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		snprintf(err, errlen, "entropy source %s: %s", path,
+		    strerror(errno));
+		close(fd);
 		return -1;
 	}
 	if (fstat(fd, &st) < 0) {

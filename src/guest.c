@@ -15,6 +15,7 @@
  * 4 KiB.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fdstore.h"
 #include "guest.h"
 #include "ioguard.h"
 #include "log.h"
@@ -41,6 +43,13 @@ enum watch_tag {
 	TAG_STOP,
 	TAG_KICK,
 	TAG_TIMER,
+	TAG_PARK,
+};
+
+/* Why guest_loop returned. */
+enum loop_end {
+	LOOP_CLOSE,		/* the connection ends */
+	LOOP_PARK,		/* main asked: keep everything for later */
 };
 
 struct guest {
@@ -50,6 +59,9 @@ struct guest {
 	int			 timer_fd;
 	uint64_t		 poll_ns;	/* --poll-us, in ns */
 	struct serve		*serve;		/* its own allocation */
+	/* --fd-store: what is stored, and whether it is out of date. */
+	struct fdstore_set	 store;
+	bool			 store_dirty;
 };
 
 void
@@ -169,7 +181,89 @@ wait_ms(struct guest *g)
 	return -1;
 }
 
+/*
+ * One connection's handover record: statistics, the fd store's state
+ * generation, the device.  guest_save (live upgrade) and the fd store
+ * write the same record; guest_restore reads it.
+ */
 static void
+save_record(const struct guest *g, uint32_t store_gen, struct handover_buf *b)
+{
+	struct guest_stats st;
+
+	guest_stats_read(g->slot, &st);
+	handover_put_u64(b, st.bytes);
+	handover_put_u64(b, st.requests);
+	handover_put_u64(b, st.throttled_ns);
+	handover_put_u64(b, st.connects);
+	handover_put_u64(b, st.errors);
+	handover_put_u64(b, st.health_failures);
+	handover_put_u32(b, store_gen);
+	vu_dev_save(&g->dev, b);
+}
+
+struct fd_list {
+	struct fdstore_fd	*v;
+	unsigned		 n;
+	unsigned		 cap;
+};
+
+static int
+list_fd(const char *name, int fd, void *arg)
+{
+	struct fd_list *l = arg;
+	struct fdstore_fd *v;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap == 0 ? 16 : l->cap * 2;
+		if ((v = reallocarray(l->v, l->cap, sizeof(*v))) == NULL)
+			return -1;
+		l->v = v;
+	}
+	strlcpy(l->v[l->n].name, name, sizeof(l->v[l->n].name));
+	l->v[l->n++].fd = fd;
+	return 0;
+}
+
+/* Whether the front-end has sent more than we read (cheap: no wait). */
+static bool
+more_messages(const struct guest *g)
+{
+	struct pollfd pfd = { .fd = g->dev.sock, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) > 0;
+}
+
+/*
+ * --fd-store: after a burst of messages (not after each: QEMU sends a
+ * dozen at start), the store gets the connection as it stands.
+ */
+static void
+store_refresh(struct guest *g)
+{
+	struct fd_list fds = { 0 };
+	struct handover_buf b;
+
+	if (!fdstore_enabled()) {
+		g->store_dirty = false;
+		return;
+	}
+	if (more_messages(g))
+		return;
+	if (vu_dev_each_fd(&g->dev, list_fd, &fds) == 0 &&
+	    handover_begin(&b, HANDOVER_GUEST) == 0) {
+		handover_put_u32(&b, g->slot->index);
+		/* It is stored as the next generation. */
+		save_record(g, g->store.state_gen + 1, &b);
+		if (handover_finish(&b) == 0 && fdstore_sync(&g->store,
+		    g->dev.fd_prefix, fds.v, fds.n, &b) == 0)
+			g->store_dirty = false;
+		handover_buf_free(&b);
+	}
+	free(fds.v);
+}
+
+static enum loop_end
 guest_loop(struct guest *g)
 {
 	struct serve *s = g->serve;
@@ -188,12 +282,21 @@ guest_loop(struct guest *g)
 			if (errno == EINTR)
 				continue;
 			log_warn("epoll_wait");
-			return;
+			return LOOP_CLOSE;
 		}
 		for (i = 0; i < n; i++) {
 			switch (ev[i].data.u64) {
 			case TAG_STOP:
-				return;
+				return LOOP_CLOSE;
+			case TAG_PARK:
+				/*
+				 * Between batches (serve_ring ended each one:
+				 * nothing popped is left uncompleted) and
+				 * between messages (the socket may hold more,
+				 * which the successor reads).
+				 */
+				drain_timer(g->slot->park_fd);
+				return LOOP_PARK;
 			case TAG_SOCK:
 				message = true;
 				break;
@@ -207,7 +310,11 @@ guest_loop(struct guest *g)
 			}
 		}
 		if (message && !handle_message(g))
-			return;
+			return LOOP_CLOSE;
+		if (message)
+			g->store_dirty = true;
+		if (g->store_dirty)
+			store_refresh(g);
 		/*
 		 * With --poll-us, a thread that just served something spins
 		 * on the ring before it sleeps again (Linux vhost's busyloop
@@ -243,7 +350,10 @@ guest_setup(struct guest *g)
 {
 	struct guest_slot *slot = g->slot;
 
-	g->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (g->epoll_fd < 0)
+		g->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	g->dev.watch_fd = g->epoll_fd;
+	g->dev.watch_kick_tag = TAG_KICK;
 	g->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC |
 	    TFD_NONBLOCK);
 	/* Not calloc: serve's buffers become resident only when used. */
@@ -254,40 +364,20 @@ guest_setup(struct guest *g)
 	}
 	if (watch(g, g->dev.sock, TAG_SOCK) < 0 ||
 	    watch(g, slot->stop_fd, TAG_STOP) < 0 ||
+	    watch(g, slot->park_fd, TAG_PARK) < 0 ||
 	    watch(g, g->timer_fd, TAG_TIMER) < 0) {
 		log_warn("epoll_ctl");
 		return false;
 	}
-	g->dev.watch_fd = g->epoll_fd;
-	g->dev.watch_kick_tag = TAG_KICK;
 	g->poll_ns = (uint64_t)slot->shared->poll_us * 1000;
 	serve_init(g->serve, &g->dev, slot, g->timer_fd);
 	return true;
 }
 
-static void *
-guest_main(void *arg)
+/* Frees g and everything it holds; the front-end sees the socket close. */
+static void
+guest_free(struct guest *g)
 {
-	struct guest_slot *slot = arg;
-	struct guest *g;
-	uint64_t one = 1;
-
-	log_set_guest((int)slot->index);
-	log_set_budget(&slot->log_budget);
-	if ((g = calloc(1, sizeof(*g))) == NULL) {
-		log_warn("guest state");
-		close(slot->conn_fd);
-		goto out;
-	}
-	g->slot = slot;
-	g->epoll_fd = g->timer_fd = -1;
-	vu_dev_init(&g->dev, slot->conn_fd);
-	if (ioguard_thread_init() < 0)
-		log_warn("eventfd guard timer");
-	if (guest_setup(g)) {
-		GUEST_STAT_ADD(slot, connects, 1);
-		guest_loop(g);
-	}
 	/* Before the epoll fd goes: vu_dev_cleanup unwatches the kick. */
 	vu_dev_cleanup(&g->dev);
 	if (g->serve != NULL) {
@@ -298,8 +388,60 @@ guest_main(void *arg)
 		close(g->timer_fd);
 	if (g->epoll_fd >= 0)
 		close(g->epoll_fd);
-	ioguard_thread_fini();
+	free(g->store.names);
 	free(g);
+}
+
+/* A guest for a new connection, or NULL (conn closed). */
+static struct guest *
+guest_new(struct guest_slot *slot, int conn)
+{
+	struct guest *g;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		log_warn("guest state");
+		close(conn);
+		return NULL;
+	}
+	g->slot = slot;
+	g->epoll_fd = g->timer_fd = -1;
+	vu_dev_init(&g->dev, conn);
+	/* Unique for the daemon's life and across restarts: see vu_dev.h. */
+	snprintf(g->dev.fd_prefix, sizeof(g->dev.fd_prefix), "vrng.%u.%llx.",
+	    slot->index, (unsigned long long)monotonic_ns());
+	return g;
+}
+
+static void *
+guest_main(void *arg)
+{
+	struct guest_slot *slot = arg;
+	struct guest *g = slot->parked;
+	uint64_t one = 1;
+	bool resumed = g != NULL;
+
+	slot->parked = NULL;
+	log_set_guest((int)slot->index);
+	log_set_budget(&slot->log_budget);
+	if (!resumed && (g = guest_new(slot, slot->conn_fd)) == NULL)
+		goto out;
+	if (ioguard_thread_init() < 0)
+		log_warn("eventfd guard timer");
+	if (resumed || guest_setup(g)) {
+		if (!resumed)
+			GUEST_STAT_ADD(slot, connects, 1);
+		else
+			serve_resumed(g->serve);
+		if (guest_loop(g) == LOOP_PARK) {
+			ioguard_thread_fini();
+			slot->parked = g;
+			goto out;
+		}
+	}
+	if (fdstore_enabled())
+		fdstore_forget(&g->store);
+	guest_free(g);
+	ioguard_thread_fini();
 out:
 	/* The suppressed count stays with the socket's budget (main reports
 	 * it at exit): a line per connection would be a flood again. */
@@ -310,8 +452,8 @@ out:
 	return NULL;
 }
 
-int
-guest_start(struct guest_slot *slot)
+static int
+thread_start(struct guest_slot *slot)
 {
 	pthread_attr_t attr;
 	int err;
@@ -327,5 +469,91 @@ guest_start(struct guest_slot *slot)
 		return -1;
 	}
 	slot->busy = true;
+	return 0;
+}
+
+int
+guest_start(struct guest_slot *slot)
+{
+	slot->parked = NULL;
+	return thread_start(slot);
+}
+
+int
+guest_resume(struct guest_slot *slot)
+{
+	if (slot->parked == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	return thread_start(slot);
+}
+
+void
+guest_discard(struct guest_slot *slot)
+{
+	if (slot->parked != NULL)
+		guest_free(slot->parked);
+	slot->parked = NULL;
+}
+
+void
+guest_save(const struct guest_slot *slot, struct handover_buf *b)
+{
+	save_record(slot->parked, slot->parked->store.state_gen, b);
+}
+
+int
+guest_each_fd(const struct guest_slot *slot,
+    int (*fn)(const char *name, int fd, void *arg), void *arg)
+{
+	return vu_dev_each_fd(&slot->parked->dev, fn, arg);
+}
+
+int
+guest_restore(struct guest_slot *slot, struct handover_cursor *cur,
+    struct handover_fds *fds, char *err, size_t errlen)
+{
+	struct guest_stats st;
+	struct guest *g;
+	uint32_t store_gen;
+
+	st.bytes = handover_get_u64(cur);
+	st.requests = handover_get_u64(cur);
+	st.throttled_ns = handover_get_u64(cur);
+	st.connects = handover_get_u64(cur);
+	st.errors = handover_get_u64(cur);
+	st.health_failures = handover_get_u64(cur);
+	store_gen = handover_get_u32(cur);
+	if (cur->failed) {
+		snprintf(err, errlen, "state blob is malformed");
+		return -1;
+	}
+	if ((g = guest_new(slot, -1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* The epoll set first: restoring the kick fd registers it. */
+	if ((g->epoll_fd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		guest_free(g);
+		return -1;
+	}
+	g->dev.watch_fd = g->epoll_fd;
+	g->dev.watch_kick_tag = TAG_KICK;
+	log_set_guest((int)slot->index);
+	if (vu_dev_restore(&g->dev, cur, fds, err, errlen) < 0 ||
+	    !guest_setup(g)) {
+		log_set_guest(-1);
+		guest_free(g);
+		return -1;
+	}
+	log_set_guest(-1);
+	slot->stats = st;
+	/* The store holds this state already; the next refresh replaces it. */
+	g->store.state_gen = store_gen;
+	strlcpy(g->store.prefix, g->dev.fd_prefix, sizeof(g->store.prefix));
+	g->store_dirty = true;
+	slot->parked = g;
 	return 0;
 }

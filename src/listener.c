@@ -188,13 +188,59 @@ listener_from_fd(struct listener *l, int fd, char *err, size_t errlen)
 }
 
 int
-listeners_from_systemd(struct listener *ls, unsigned max, char *err,
-    size_t errlen)
+listener_adopt(struct listener *l, int fd, const char *path, bool created,
+    dev_t dev, ino_t ino, char *err, size_t errlen)
+{
+	memset(l, 0, sizeof(*l));
+	if (socket_kind(fd, &l->listening) < 0 || !l->listening) {
+		snprintf(err, errlen, "handed-over socket %s is not a "
+		    "listening stream socket", path);
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	set_nonblock(fd);
+	l->fd = fd;
+	l->created = created;
+	l->dev = dev;
+	l->ino = ino;
+	strlcpy(l->path, path, sizeof(l->path));
+	return 0;
+}
+
+/*
+ * The i-th name of LISTEN_FDNAMES (colon-separated, sd_listen_fds(3)) into
+ * out, or "" if there is none.
+ */
+static void
+fd_name(const char *names, long i, char *out, size_t outlen)
+{
+	const char *p = names, *end;
+	size_t len;
+
+	out[0] = '\0';
+	for (; p != NULL && i > 0; i--)
+		if ((p = strchr(p, ':')) != NULL)
+			p++;
+	if (p == NULL)
+		return;
+	end = strchr(p, ':');
+	len = end != NULL ? (size_t)(end - p) : strlen(p);
+	if (len < outlen) {
+		memcpy(out, p, len);
+		out[len] = '\0';
+	}
+}
+
+int
+listeners_from_systemd(struct listener *ls, unsigned max,
+    struct handover_fds *stored, char *err, size_t errlen)
 {
 	const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
-	char *end;
+	const char *names_s = getenv("LISTEN_FDNAMES");
+	char name[HANDOVER_NAME_MAX], *names = NULL, *end;
 	long pid, n, i;
-
+	int count = 0;
 	bool ours;
 
 	if (pid_s == NULL || fds_s == NULL)
@@ -205,8 +251,12 @@ listeners_from_systemd(struct listener *ls, unsigned max, char *err,
 	errno = 0;
 	n = strtol(fds_s, &end, 10);
 	if (ours && (errno != 0 || *end != '\0' || fds_s[0] < '0' ||
-	    fds_s[0] > '9' || n < 0)) {
+	    fds_s[0] > '9' || n < 0 || n > 65536)) {
 		snprintf(err, errlen, "LISTEN_FDS=%s is not a number", fds_s);
+		return -1;
+	}
+	if (names_s != NULL && (names = strdup(names_s)) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	/* sd_listen_fds(3): not passed on to children, in any case. */
@@ -214,30 +264,48 @@ listeners_from_systemd(struct listener *ls, unsigned max, char *err,
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
 	if (!ours)
-		return 0;	/* meant for another process */
-	if (n == 0)
-		return 0;
-	if ((unsigned long)n > max) {
+		n = 0;	/* meant for another process */
+	if (stored == NULL && n > (long)max) {
 		snprintf(err, errlen, "systemd passed %ld sockets, at most %u "
 		    "guests", n, max);
-		return -1;
+		goto fail;
 	}
 	for (i = 0; i < n; i++) {
-		struct listener *l = &ls[i];
 		int fd = SD_LISTEN_FDS_START + (int)i;
+		struct listener *l;
 
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		fd_name(names, i, name, sizeof(name));
+		/* Ours, from the fd store (fdstore.h): not a listener. */
+		if (stored != NULL && strncmp(name, "vrng.", 5) == 0) {
+			if (handover_fds_add(stored, name, fd) < 0) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+			continue;
+		}
+		if ((unsigned)count >= max) {
+			snprintf(err, errlen, "systemd passed %ld sockets, at "
+			    "most %u guests", n, max);
+			goto fail;
+		}
+		l = &ls[count];
 		memset(l, 0, sizeof(*l));
 		if (socket_kind(fd, &l->listening) < 0 || !l->listening) {
 			snprintf(err, errlen, "systemd socket fd %d is not a "
 			    "listening stream socket", fd);
-			return -1;
+			goto fail;
 		}
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
 		set_nonblock(fd);
 		l->fd = fd;
 		snprintf(l->path, sizeof(l->path), "systemd fd %d", fd);
+		count++;
 	}
-	return (int)n;
+	free(names);
+	return count;
+fail:
+	free(names);
+	return -1;
 }
 
 /* Removes the socket file l created, if it is still that file. */

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "clock.h"
 #include "config.h"
 #include "entropy.h"
+#include "fdstore.h"
 #include "guest.h"
 #include "ioguard.h"
 #include "listener.h"
@@ -30,6 +32,7 @@
 #include "ratelimit.h"
 #include "sdnotify.h"
 #include "sandbox.h"
+#include "upgrade.h"
 #include "vu_proto.h"
 
 /* How long SIGTERM waits for the guest threads. */
@@ -59,6 +62,10 @@ struct daemon {
 	bool			 one_shot;	/* --fd was a connection */
 	/* Accept back-off: no listener is polled before accept_resume. */
 	uint64_t		 accept_resume;	/* monotonic ns; 0: none */
+	struct upgrade		 up;	/* SIGUSR2, and a state to restore */
+	unsigned		 restored_nslots;
+	/* --fd-store: what systemd handed back from its store. */
+	struct handover_fds	 stored;
 	unsigned		 accept_backoff_ms;
 	unsigned long		 accept_failures;	/* this streak */
 };
@@ -202,6 +209,10 @@ reap_guests(struct daemon *d)
 		    __ATOMIC_ACQUIRE)) {
 			pthread_join(s->thread, NULL);
 			s->busy = false;
+			/* Parked for an upgrade that was abandoned meanwhile. */
+			if (s->parked != NULL && guest_resume(s) == 0)
+				continue;
+			guest_discard(s);
 			log_info("guest %u: connection closed, socket free", i);
 		}
 	}
@@ -254,6 +265,9 @@ handle_signal(struct daemon *d)
 	switch (si.ssi_signo) {
 	case SIGUSR1:
 		print_stats(d);
+		return false;
+	case SIGUSR2:
+		upgrade_run(&d->up);
 		return false;
 	case SIGTERM:
 	case SIGINT:
@@ -329,6 +343,102 @@ raise_fd_limit(void)
 	}
 }
 
+static int
+restore_one(unsigned slot, struct handover_cursor *cur, void *arg)
+{
+	struct daemon *d = arg;
+	char err[512];
+
+	if (d->slots[slot].parked != NULL)
+		return -1;
+	if (guest_restore(&d->slots[slot], cur, &d->stored, err,
+	    sizeof(err)) < 0 || handover_close(cur, err, sizeof(err)) < 0) {
+		guest_discard(&d->slots[slot]);
+		log_warnx("fd store: guest %u not restored: %s", slot, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* After a restart: the guests systemd kept for us (fdstore.h). */
+static void
+restore_stored(struct daemon *d)
+{
+	unsigned n;
+
+	n = fdstore_restore(&d->stored, d->nslots, restore_one, d);
+	log_info("fd store: %u guest(s) restored from %u stored descriptors",
+	    n, d->stored.n);
+}
+
+static void
+resume_stored(struct daemon *d)
+{
+	unsigned i;
+
+	for (i = 0; i < d->nslots; i++)
+		if (d->slots[i].parked != NULL && !d->slots[i].busy &&
+		    guest_resume(&d->slots[i]) < 0) {
+			log_warn("guest %u: cannot start its thread", i);
+			guest_discard(&d->slots[i]);
+		}
+	/* The originals: every guest holds duplicates. */
+	handover_fds_release(&d->stored);
+}
+
+/*
+ * The seccomp sandbox (sandbox.h).  After a live upgrade the previous
+ * image's filters are still in force (they survive execve): the same
+ * filter again is not loaded twice, and a filter that cannot be loaded
+ * on top of them (the kernel's cap on a chain) leaves them in force
+ * rather than the guests without a daemon.
+ */
+static void
+enter_sandbox(struct daemon *d)
+{
+	char err[512];
+	uint32_t fp;
+
+	d->up.filter_fp = d->up.inherited_fp;
+	if (d->cfg.no_sandbox) {
+		log_info("sandbox: off (--no-sandbox)%s", d->up.filter_fp ?
+		    "; the previous image's filter stays in force" : "");
+		return;
+	}
+	if (sandbox_unsupported_build()) {
+		log_info("sandbox: off in this sanitizer build");
+		return;
+	}
+	fp = sandbox_fingerprint();
+	if (d->up.restoring && fp != 0 && fp == d->up.inherited_fp) {
+		log_info("sandbox: on (this filter is in force already)");
+		return;
+	}
+	if (sandbox_enter(err, sizeof(err)) < 0) {
+		if (!d->up.restoring)
+			fatalx("%s (--no-sandbox runs without it)", err);
+		log_warnx("%s; the previous image's filter stays in force",
+		    err);
+		return;
+	}
+	d->up.filter_fp = fp;
+	log_info("sandbox: on");
+}
+
+/* A copy of the argv array (not of the strings): getopt reorders it. */
+static char **
+argv_copy(int argc, char *argv[])
+{
+	char **v = reallocarray(NULL, (size_t)argc + 1, sizeof(*v));
+	int i;
+
+	if (v == NULL)
+		return argv;
+	for (i = 0; i <= argc; i++)
+		v[i] = argv[i];
+	return v;
+}
+
 static void
 usage_error(const char *msg)
 {
@@ -337,13 +447,61 @@ usage_error(const char *msg)
 	exit(1);
 }
 
+/*
+ * --fd-store with --socket-path: the sockets we made go into the store,
+ * so that after a crash the guests' QEMUs (connected or about to
+ * reconnect) find the same listening socket, not a new file.
+ */
+static void
+store_listeners(struct daemon *d)
+{
+	char name[HANDOVER_NAME_MAX];
+	unsigned i;
+
+	for (i = 0; i < d->nslots; i++) {
+		snprintf(name, sizeof(name), "vrng.listen.%u", i);
+		(void)fdstore_put(name, &d->listeners[i].fd, 1);
+	}
+}
+
+/* The sockets of a predecessor from the fd store, if all are there. */
+static bool
+stored_listeners(struct daemon *d)
+{
+	char name[HANDOVER_NAME_MAX], path[sizeof(d->listeners->path)];
+	char err[512];
+	struct stat st;
+	unsigned i;
+	int fd;
+
+	for (i = 0; i < d->nslots; i++) {
+		snprintf(name, sizeof(name), "vrng.listen.%u", i);
+		if ((fd = handover_fds_dup(&d->stored, name)) < 0) {
+			if (i > 0)
+				fatalx("fd store: socket %u is missing", i);
+			return false;
+		}
+		snprintf(path, sizeof(path), "%s%u", d->cfg.socket_path, i);
+		/* Ours to unlink at exit if the file is still that socket. */
+		if (lstat(path, &st) < 0)
+			memset(&st, 0, sizeof(st));
+		if (listener_adopt(&d->listeners[i], fd, path, true,
+		    st.st_dev, st.st_ino, err, sizeof(err)) < 0)
+			fatalx("fd store: %s", err);
+	}
+	log_info("fd store: %u listening socket(s) taken back", d->nslots);
+	return true;
+}
+
 static void
 setup_listeners(struct daemon *d)
 {
 	char err[512];
-	int n;
+	int n = 0;
 
 	if (d->cfg.fd >= 0) {
+		if (d->up.restoring)
+			upgrade_listeners(&d->up, NULL, 0);
 		d->nslots = 1;
 		d->listeners = calloc(1, sizeof(*d->listeners));
 		if (d->listeners == NULL)
@@ -357,11 +515,29 @@ setup_listeners(struct daemon *d)
 	d->listeners = calloc(CONFIG_MAX_SOCKETS, sizeof(*d->listeners));
 	if (d->listeners == NULL)
 		fatal("listeners");
-	if (d->cfg.socket_path == NULL) {
+	if (d->up.restoring) {
+		/* The predecessor's sockets, whatever made them. */
+		if (d->restored_nslots == 0 ||
+		    d->restored_nslots > CONFIG_MAX_SOCKETS ||
+		    (d->cfg.socket_path != NULL &&
+		    d->cfg.socket_count != d->restored_nslots))
+			fatalx("live upgrade: %u sockets handed over, %u "
+			    "configured", d->restored_nslots,
+			    d->cfg.socket_count);
+		d->nslots = d->restored_nslots;
+		upgrade_listeners(&d->up, d->listeners, d->nslots);
+		return;
+	}
+	if (d->cfg.socket_path == NULL || d->cfg.fd_store) {
 		n = listeners_from_systemd(d->listeners, CONFIG_MAX_SOCKETS,
-		    err, sizeof(err));
+		    d->cfg.fd_store ? &d->stored : NULL, err, sizeof(err));
 		if (n < 0)
 			fatalx("%s", err);
+		if (d->cfg.socket_path != NULL && n > 0)
+			fatalx("--socket-path, but systemd passed %d sockets",
+			    n);
+	}
+	if (d->cfg.socket_path == NULL) {
 		if (n == 0)
 			usage_error("no socket: give --socket-path, --fd, or "
 			    "start under systemd socket activation");
@@ -372,9 +548,13 @@ setup_listeners(struct daemon *d)
 		return;
 	}
 	d->nslots = d->cfg.socket_count;
+	if (stored_listeners(d))
+		return;
 	if (listeners_create(d->listeners, d->nslots, d->cfg.socket_path, err,
 	    sizeof(err)) < 0)
 		fatalx("%s", err);
+	if (fdstore_enabled())
+		store_listeners(d);
 }
 
 int
@@ -385,6 +565,8 @@ main(int argc, char *argv[])
 	sigset_t mask;
 	unsigned i;
 
+	/* Before getopt permutes argv: the upgrade execs the same one. */
+	upgrade_init(&d.up, argv_copy(argc, argv));
 	config_defaults(&d.cfg);
 	switch (config_parse(&d.cfg, argc, argv, err, sizeof(err))) {
 	case CONFIG_EXIT:
@@ -403,9 +585,15 @@ main(int argc, char *argv[])
 	if (d.cfg.period_given && d.cfg.max_bytes == CONFIG_UNLIMITED)
 		log_warnx("--period has no effect without --max-bytes");
 	raise_fd_limit();
+	upgrade_load(&d.up, &d.restored_nslots);
+	if (d.cfg.fd_store && fdstore_open(err, sizeof(err)) < 0)
+		fatalx("%s", err);
 
 	/* The source is checked before any socket exists. */
-	if (entropy_open(&d.source, d.cfg.filename, err, sizeof(err)) < 0)
+	if (d.up.restoring)
+		upgrade_source(&d.up, &d.source, d.cfg.filename);
+	else if (entropy_open(&d.source, d.cfg.filename, err,
+	    sizeof(err)) < 0)
 		fatalx("%s", err);
 	entropy_set_health(&d.source, d.cfg.health_tests);
 	if (d.source.tested)
@@ -420,6 +608,7 @@ main(int argc, char *argv[])
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
 	if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
 		fatalx("pthread_sigmask");
 	signal(SIGPIPE, SIG_IGN);
@@ -451,22 +640,28 @@ main(int argc, char *argv[])
 		d.slots[i].index = i;
 		d.slots[i].shared = &d.shared;
 		d.slots[i].stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (d.slots[i].stop_fd < 0)
+		d.slots[i].park_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (d.slots[i].stop_fd < 0 || d.slots[i].park_fd < 0)
 			fatal("eventfd");
 	}
+	d.up.listeners = d.listeners;
+	d.up.nslots = d.nslots;
+	d.up.slots = d.slots;
+	d.up.source = &d.source;
+	d.up.rl = d.shared.rl;
+	d.up.one_shot = d.one_shot;
+	if (d.up.restoring)
+		upgrade_guests(&d.up);
+	else if (d.stored.n > 0)
+		restore_stored(&d);
 
 	/* Everything is open: from here on only what serving needs. */
-	if (d.cfg.no_sandbox)
-		log_info("sandbox: off (--no-sandbox)");
-	else if (sandbox_unsupported_build())
-		log_info("sandbox: off in this sanitizer build");
-	else if (sandbox_enter(err, sizeof(err)) < 0)
-		fatalx("%s (--no-sandbox runs without it)", err);
-	else
-		log_info("sandbox: on");
+	enter_sandbox(&d);
 
-	if (d.one_shot)
+	if (d.one_shot && d.slots[0].parked == NULL)
 		start_guest(&d, 0, d.listeners[0].fd);
+	upgrade_resume(&d.up);
+	resume_stored(&d);
 	for (i = 0; i < d.nslots; i++)
 		log_info("guest %u: listening on %s", i, d.listeners[i].path);
 	if (d.shared.rl != NULL)
@@ -493,6 +688,7 @@ main(int argc, char *argv[])
 			log_warnx("guest %u: %lu guest error lines "
 			    "suppressed", i, d.slots[i].log_budget.suppressed);
 		close(d.slots[i].stop_fd);
+		close(d.slots[i].park_fd);
 	}
 	free(d.slots);
 	free(d.listeners);

@@ -29,7 +29,10 @@ region_unmap(struct mem_region *r)
 {
 	if (r->map_base != NULL)
 		munmap(r->map_base, r->map_len);
+	if (r->map_base != NULL && r->fd >= 0)
+		close(r->fd);
 	memset(r, 0, sizeof(*r));
+	r->fd = -1;
 }
 
 /* Unmaps every region; the arrays stay for the next table. */
@@ -312,6 +315,8 @@ region_map(struct mem_region *out, const struct vu_mem_region *r, int fd)
 	out->map_base = p;
 	out->map_len = len;
 	out->host = (char *)p + (r->mmap_offset - map_off);
+	out->fd = fd;
+	out->mmap_offset = r->mmap_offset;
 	return 0;
 }
 
@@ -345,15 +350,18 @@ memtable_set(struct memtable *mt, const struct vu_mem_region *regs,
 	}
 	if (reserve(mt, n) < 0)
 		goto unmap;
-	close_fds(fds, nfds);
+	/* The fds now belong to fresh[]. */
 	unmap_all(mt);
 	for (i = 0; i < n; i++)
 		insert(mt, &fresh[i]);
 	mt->generation++;
 	return 0;
 unmap:
-	while (i-- > 0)
+	/* Unmapped here, closed below with the others. */
+	while (i-- > 0) {
+		fresh[i].fd = -1;
 		region_unmap(&fresh[i]);
+	}
 fail:
 	close_fds(fds, nfds);
 	return -1;
@@ -371,8 +379,8 @@ memtable_add(struct memtable *mt, const struct vu_mem_region *r, int fd)
 		insert(mt, &m);
 		mt->generation++;
 		ret = 0;
-	}
-	close(fd);
+	} else
+		close(fd);
 	return ret;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "handover.h"
 #include "ratelimit.h"
 
 int
@@ -138,4 +139,53 @@ ratelimit_give_back(struct ratelimit *rl, unsigned guest, uint64_t bytes,
 		rl->used[guest] -= bytes < rl->used[guest] ? bytes :
 		    rl->used[guest];
 	pthread_mutex_unlock(&rl->lock);
+}
+
+void
+ratelimit_save(struct ratelimit *rl, struct handover_buf *b)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&rl->lock);
+	handover_put_u64(b, rl->max_bytes);
+	handover_put_u64(b, rl->period_ns);
+	handover_put_u32(b, rl->nguests);
+	handover_put_u64(b, rl->epoch_ns);
+	handover_put_u64(b, rl->period);
+	for (i = 0; i < rl->nguests; i++)
+		handover_put_u64(b, rl->used[i]);
+	pthread_mutex_unlock(&rl->lock);
+}
+
+int
+ratelimit_restore(struct ratelimit *rl, struct handover_cursor *cur)
+{
+	uint64_t max_bytes, period_ns, epoch_ns, period, used;
+	uint32_t i, n;
+	bool same;
+
+	max_bytes = handover_get_u64(cur);
+	period_ns = handover_get_u64(cur);
+	n = handover_get_count(cur, 1u << 20);
+	epoch_ns = handover_get_u64(cur);
+	period = handover_get_u64(cur);
+	same = max_bytes == rl->max_bytes && period_ns == rl->period_ns &&
+	    n == rl->nguests && epoch_ns <= monotonic_ns();
+	for (i = 0; i < n && !cur->failed; i++) {
+		used = handover_get_u64(cur);
+		/* A guest cannot have taken more than the whole budget. */
+		if (same && used <= max_bytes)
+			rl->used[i] = used;
+	}
+	if (cur->failed)
+		return -1;
+	if (!same)
+		return 1;
+	/*
+	 * The same CLOCK_MONOTONIC (one boot), so the period numbering goes
+	 * on; the next ratelimit_take moves to the current period.
+	 */
+	rl->epoch_ns = epoch_ns;
+	rl->period = period;
+	return 0;
 }

@@ -32,6 +32,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "sandbox.h"
 
@@ -140,6 +141,58 @@ count_threads(void)
 	return n;
 }
 
+/*
+ * Live upgrade (upgrade.h): the filter stays on across execve, so the new
+ * image starts inside it, dynamic loader and all.  What that needs, and
+ * no more: the state memfd; execveat of an fd we opened (AT_EMPTY_PATH,
+ * so no path is looked up in the exec itself); mapping the libraries'
+ * code from their files (executable, never writable at the same time,
+ * never anonymous); the thread-area and TID calls of a new image's start;
+ * and loading the new image's own filter, which can only take rights
+ * away (filters stack).
+ *
+ * The price, stated plainly: an attacker who took a guest thread could
+ * exec a program it can read, or map a file it can read (guest memory
+ * included) as code.  Either runs inside this same filter with
+ * no_new_privs, with no system call our image does not have.
+ */
+static int
+add_upgrade_rules(scmp_filter_ctx ctx)
+{
+	static const int start_calls[] = {
+		SCMP_SYS(arch_prctl),
+		SCMP_SYS(set_tid_address),
+		SCMP_SYS(access),
+		SCMP_SYS(faccessat),
+		SCMP_SYS(faccessat2),
+		SCMP_SYS(pread64),
+		SCMP_SYS(signalfd4),
+		SCMP_SYS(getsockopt),
+	};
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < sizeof(start_calls) / sizeof(start_calls[0]); i++)
+		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, start_calls[i],
+		    0)) < 0)
+			return rc;
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(memfd_create),
+	    1, SCMP_A1(SCMP_CMP_EQ, MFD_CLOEXEC, 0))) < 0)
+		return rc;
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(execveat), 1,
+	    SCMP_A4(SCMP_CMP_EQ, AT_EMPTY_PATH, 0))) < 0)
+		return rc;
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_WRITE | PROT_EXEC, PROT_EXEC),
+	    SCMP_A3(SCMP_CMP_MASKED_EQ, MAP_ANONYMOUS, 0))) < 0)
+		return rc;
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+	    SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0))) < 0)
+		return rc;
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+	    SCMP_A0(SCMP_CMP_EQ, PR_SET_SECCOMP, 0));
+}
+
 /* The rules that look at arguments; returns 0 or a negative errno. */
 static int
 add_arg_rules(scmp_filter_ctx ctx)
@@ -172,6 +225,8 @@ add_arg_rules(scmp_filter_ctx ctx)
 	    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC,
 	    O_RDONLY))) < 0)
 		return rc;
+	if ((rc = add_upgrade_rules(ctx)) < 0)
+		return rc;
 	/* Unix sockets only (sd_notify); no network. */
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
 	    SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0))) < 0)
@@ -185,11 +240,34 @@ add_arg_rules(scmp_filter_ctx ctx)
 	    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
 }
 
+/* The filter, built but not loaded; NULL with *rc set on failure. */
+static scmp_filter_ctx
+build_filter(int *rc)
+{
+	scmp_filter_ctx ctx;
+	unsigned i;
+
+	if ((ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM))) == NULL) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	*rc = 0;
+	for (i = 0; *rc == 0 &&
+	    i < sizeof(allow_any) / sizeof(allow_any[0]); i++)
+		*rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow_any[i], 0);
+	if (*rc == 0)
+		*rc = add_arg_rules(ctx);
+	if (*rc < 0) {
+		seccomp_release(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 int
 sandbox_enter(char *err, size_t errlen)
 {
 	scmp_filter_ctx ctx;
-	unsigned i;
 	int rc;
 
 	if (count_threads() > 1)
@@ -201,23 +279,42 @@ sandbox_enter(char *err, size_t errlen)
 	 */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return fail(err, errlen, errno, "sandbox: PR_SET_NO_NEW_PRIVS");
-	if ((ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM))) == NULL)
-		return fail(err, errlen, ENOMEM, "sandbox: seccomp_init");
-	rc = 0;
-	for (i = 0; rc == 0 && i < sizeof(allow_any) / sizeof(allow_any[0]);
-	    i++)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow_any[i], 0);
-	if (rc == 0)
-		rc = add_arg_rules(ctx);
-	if (rc < 0) {
-		seccomp_release(ctx);
+	if ((ctx = build_filter(&rc)) == NULL)
 		return fail(err, errlen, -rc, "sandbox: building the filter");
-	}
 	rc = seccomp_load(ctx);
 	seccomp_release(ctx);
 	if (rc < 0)
 		return fail(err, errlen, -rc, "sandbox: loading the filter");
 	return 0;
+}
+
+uint32_t
+sandbox_fingerprint(void)
+{
+	uint8_t buf[4096];
+	scmp_filter_ctx ctx;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	ssize_t n;
+	off_t off = 0;
+	int fd, rc;
+
+	if ((ctx = build_filter(&rc)) == NULL)
+		return 0;
+	/* libseccomp 2.5 exports to an fd only. */
+	fd = memfd_create("vhost-device-rng-filter", MFD_CLOEXEC);
+	if (fd < 0 || seccomp_export_bpf(ctx, fd) < 0) {
+		seccomp_release(ctx);
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	seccomp_release(ctx);
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		crc = crc32(crc, buf, (uInt)n);
+		off += n;
+	}
+	close(fd);
+	return n < 0 || off == 0 ? 0 : (uint32_t)crc | 1;
 }
 
 bool

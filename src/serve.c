@@ -64,6 +64,15 @@ serve_init(struct serve *s, struct vu_dev *dev, struct guest_slot *slot,
 }
 
 void
+serve_resumed(struct serve *s)
+{
+	s->breaks_reported = s->dev->vq.breaks;
+	s->more = true;
+	if (s->dev->started)
+		vu_dev_signal_used(s->dev);
+}
+
+void
 serve_fini(struct serve *s)
 {
 	entropy_leave(s->source, s->slot->index);

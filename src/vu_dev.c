@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -135,6 +136,23 @@ ring_changed(struct vu_dev *dev)
 	dev->map_stale = false;
 }
 
+/*
+ * A restored ring goes on from the used index the driver sees: a request
+ * the predecessor took but did not complete is taken again (an entropy
+ * request may be served twice; none is lost).  After a live upgrade the
+ * two agree (a parked thread gave its unfinished requests back); after a
+ * crash the saved index may be behind or ahead.
+ */
+static void
+resume_at_used(struct vu_dev *dev)
+{
+	if (dev->vq.last_avail_idx != dev->vq.used_idx)
+		log_info("ring resumes at used index %u (saved avail index "
+		    "%u)", dev->vq.used_idx, dev->vq.last_avail_idx);
+	dev->vq.last_avail_idx = dev->vq.used_idx;
+	dev->resume_from_used = false;
+}
+
 bool
 vu_dev_ring_runnable(struct vu_dev *dev)
 {
@@ -146,6 +164,8 @@ vu_dev_ring_runnable(struct vu_dev *dev)
 	if (virtq_ready(&dev->vq, &dev->mt)) {
 		/* Losing the mapping later is news again. */
 		dev->map_stale = dev->map_failed = false;
+		if (dev->resume_from_used)
+			resume_at_used(dev);
 		return true;
 	}
 	if (dev->vq.num == 0 || !dev->vq.addr_set)
@@ -203,6 +223,12 @@ vu_dev_notify(struct vu_dev *dev)
 		log_guest_err("signalling the call eventfd: %s", errno ==
 		    EINTR ? "blocked (the front-end made it blocking?)" :
 		    strerror(errno));
+}
+
+void
+vu_dev_signal_used(struct vu_dev *dev)
+{
+	eventfd_signal(dev->call_fd);
 }
 
 void
@@ -452,7 +478,7 @@ is_eventfd(int fd)
  * readable forever and spin this thread.
  */
 static int
-take_vring_fd(struct vu_msg *msg, int *slot)
+take_vring_fd(struct vu_msg *msg, int *slot, uint32_t *gen)
 {
 	int fl;
 
@@ -462,6 +488,7 @@ take_vring_fd(struct vu_msg *msg, int *slot)
 		return -1;
 	}
 	close_fd(slot);
+	(*gen)++;
 	if (msg->nfds == 1) {
 		*slot = msg->fds[0];
 		msg->fds[0] = -1;
@@ -509,7 +536,7 @@ set_vring_kick(struct vu_dev *dev, struct vu_msg *msg)
 {
 	int fd = -1;
 
-	if (take_vring_fd(msg, &fd) < 0)
+	if (take_vring_fd(msg, &fd, &dev->kick_gen) < 0)
 		return H_FAIL;
 	dev->kick_polling = fd < 0;
 	if (fd >= 0 && !kick_drains(fd)) {
@@ -543,13 +570,15 @@ set_vring_kick(struct vu_dev *dev, struct vu_msg *msg)
 static int
 set_vring_call(struct vu_dev *dev, struct vu_msg *msg)
 {
-	return take_vring_fd(msg, &dev->call_fd) < 0 ? H_FAIL : H_OK;
+	return take_vring_fd(msg, &dev->call_fd, &dev->call_gen) < 0 ?
+	    H_FAIL : H_OK;
 }
 
 static int
 set_vring_err(struct vu_dev *dev, struct vu_msg *msg)
 {
-	return take_vring_fd(msg, &dev->err_fd) < 0 ? H_FAIL : H_OK;
+	return take_vring_fd(msg, &dev->err_fd, &dev->err_gen) < 0 ?
+	    H_FAIL : H_OK;
 }
 
 static int
@@ -724,4 +753,257 @@ vu_dev_handle(struct vu_dev *dev, struct vu_msg *msg)
 	}
 	/* A failure the front-end would not hear of: hang up instead. */
 	return res == H_OK ? 0 : -1;
+}
+
+/* ---- handover (handover.h) ----------------------------------------- */
+
+enum fd_role { ROLE_SOCK, ROLE_KICK, ROLE_CALL, ROLE_ERR };
+
+static void
+role_name(const struct vu_dev *dev, enum fd_role role, int fd, char *out)
+{
+	static const char *const roles[] = { "sock", "kick", "call", "err" };
+	const uint32_t gens[] = { 0, dev->kick_gen, dev->call_gen,
+	    dev->err_gen };
+
+	out[0] = '\0';
+	if (fd >= 0)
+		snprintf(out, HANDOVER_NAME_MAX, "%s%s.%u", dev->fd_prefix,
+		    roles[role], gens[role]);
+}
+
+/* Regions of one file share a name: systemd stores a file once. */
+static void
+region_name(const struct vu_dev *dev, int fd, char *out)
+{
+	struct stat st;
+
+	out[0] = '\0';
+	if (fstat(fd, &st) == 0)
+		snprintf(out, HANDOVER_NAME_MAX, "%sm%llx-%llx",
+		    dev->fd_prefix, (unsigned long long)st.st_dev,
+		    (unsigned long long)st.st_ino);
+}
+
+int
+vu_dev_each_fd(const struct vu_dev *dev,
+    int (*fn)(const char *name, int fd, void *arg), void *arg)
+{
+	const int fds[] = { dev->sock, dev->kick_fd, dev->call_fd,
+	    dev->err_fd };
+	char name[HANDOVER_NAME_MAX];
+	unsigned i;
+	int r;
+
+	for (i = 0; i < 4; i++) {
+		if (fds[i] < 0)
+			continue;
+		role_name(dev, (enum fd_role)i, fds[i], name);
+		if ((r = fn(name, fds[i], arg)) != 0)
+			return r;
+	}
+	for (i = 0; i < dev->mt.nregions; i++) {
+		region_name(dev, dev->mt.regions[i].fd, name);
+		if ((r = fn(name, dev->mt.regions[i].fd, arg)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+void
+vu_dev_save(const struct vu_dev *dev, struct handover_buf *b)
+{
+	const struct virtq *vq = &dev->vq;
+	char name[HANDOVER_NAME_MAX];
+	unsigned i;
+
+	handover_put_name(b, dev->fd_prefix);
+	handover_put_u64(b, dev->features);
+	handover_put_u64(b, dev->protocol_features);
+	handover_put_u8(b, dev->owner);
+	handover_put_u8(b, dev->started);
+	handover_put_u8(b, dev->enabled);
+	handover_put_u8(b, dev->kick_polling);
+	handover_put_u8(b, dev->has_mem_table);
+	handover_put_u8(b, dev->map_failed);
+	handover_put_u32(b, dev->kick_gen);
+	handover_put_u32(b, dev->call_gen);
+	handover_put_u32(b, dev->err_gen);
+	role_name(dev, ROLE_KICK, dev->kick_fd, name);
+	handover_put_name(b, name);
+	role_name(dev, ROLE_CALL, dev->call_fd, name);
+	handover_put_name(b, name);
+	role_name(dev, ROLE_ERR, dev->err_fd, name);
+	handover_put_name(b, name);
+
+	handover_put_u32(b, dev->mt.nregions);
+	for (i = 0; i < dev->mt.nregions; i++) {
+		const struct mem_region *r = &dev->mt.regions[i];
+
+		handover_put_u64(b, r->gpa);
+		handover_put_u64(b, r->size);
+		handover_put_u64(b, r->uva);
+		handover_put_u64(b, r->mmap_offset);
+		region_name(dev, r->fd, name);
+		handover_put_name(b, name);
+	}
+
+	handover_put_u32(b, vq->num);
+	handover_put_u8(b, vq->addr_set);
+	handover_put_u64(b, vq->desc_uva);
+	handover_put_u64(b, vq->avail_uva);
+	handover_put_u64(b, vq->used_uva);
+	handover_put_u16(b, vq->last_avail_idx);
+	handover_put_u16(b, vq->used_idx);
+	handover_put_u8(b, vq->broken);
+	handover_put_u32(b, vq->breaks);
+}
+
+/*
+ * A duplicate of the fd called name, checked to be an eventfd; -1 with
+ * err filled if it is missing or something else.
+ */
+static int
+restore_eventfd(struct handover_fds *fds, const char *name, int *out,
+    char *err, size_t errlen)
+{
+	int fd;
+
+	*out = -1;
+	if (name[0] == '\0')
+		return 0;
+	if ((fd = handover_fds_dup(fds, name)) < 0 || !is_eventfd(fd)) {
+		snprintf(err, errlen, "descriptor %s is %s", name, fd < 0 ?
+		    "missing" : "not an eventfd");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	*out = fd;
+	return 0;
+}
+
+static int
+restore_regions(struct vu_dev *dev, struct handover_cursor *cur,
+    struct handover_fds *fds, char *err, size_t errlen)
+{
+	char name[HANDOVER_NAME_MAX];
+	struct vu_mem_region r;
+	uint32_t i, n;
+	int fd;
+
+	n = handover_get_count(cur, MEMTABLE_MAX_SLOTS);
+	for (i = 0; i < n && !cur->failed; i++) {
+		memset(&r, 0, sizeof(r));
+		r.guest_phys_addr = handover_get_u64(cur);
+		r.memory_size = handover_get_u64(cur);
+		r.userspace_addr = handover_get_u64(cur);
+		r.mmap_offset = handover_get_u64(cur);
+		handover_get_name(cur, name);
+		if (cur->failed)
+			break;
+		if ((fd = handover_fds_dup(fds, name)) < 0) {
+			snprintf(err, errlen, "memory region descriptor %s is "
+			    "missing", name);
+			return -1;
+		}
+		/* Checked and mapped as ADD_MEM_REG would (closes fd). */
+		if (memtable_add(&dev->mt, &r, fd) < 0) {
+			snprintf(err, errlen, "memory region 0x%llx+0x%llx "
+			    "does not map again",
+			    (unsigned long long)r.guest_phys_addr,
+			    (unsigned long long)r.memory_size);
+			return -1;
+		}
+	}
+	return cur->failed ? -1 : 0;
+}
+
+int
+vu_dev_restore(struct vu_dev *dev, struct handover_cursor *cur,
+    struct handover_fds *fds, char *err, size_t errlen)
+{
+	char kick[HANDOVER_NAME_MAX], call[HANDOVER_NAME_MAX],
+	    errn[HANDOVER_NAME_MAX];
+	struct virtq *vq = &dev->vq;
+	uint64_t desc, avail, used;
+	bool started, broken;
+	char name[HANDOVER_NAME_MAX];
+	struct stat st;
+	uint32_t num;
+	int fd;
+
+	snprintf(err, errlen, "state blob is malformed");
+	handover_get_name(cur, dev->fd_prefix);
+	if (cur->failed)
+		return -1;
+	role_name(dev, ROLE_SOCK, 0, name);
+	if ((dev->sock = handover_fds_dup(fds, name)) < 0 ||
+	    fstat(dev->sock, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "descriptor %s is %s", name,
+		    dev->sock < 0 ? "missing" : "not a socket");
+		return -1;
+	}
+	dev->features = handover_get_u64(cur);
+	dev->protocol_features = handover_get_u64(cur);
+	if ((dev->features & ~VU_OFFERED_FEATURES) ||
+	    (dev->protocol_features & ~VU_OFFERED_PROTOCOL_FEATURES))
+		handover_fail(cur, "it has features this binary does not "
+		    "offer");
+	dev->vq.event_idx = (dev->features &
+	    (1ull << VIRTIO_RING_F_EVENT_IDX)) != 0;
+	dev->owner = handover_get_bool(cur);
+	started = handover_get_bool(cur);
+	dev->enabled = handover_get_bool(cur);
+	dev->kick_polling = handover_get_bool(cur);
+	dev->has_mem_table = handover_get_bool(cur);
+	dev->map_failed = handover_get_bool(cur);
+	dev->kick_gen = handover_get_u32(cur);
+	dev->call_gen = handover_get_u32(cur);
+	dev->err_gen = handover_get_u32(cur);
+	handover_get_name(cur, kick);
+	handover_get_name(cur, call);
+	handover_get_name(cur, errn);
+	if (cur->failed)
+		return -1;
+	if (restore_eventfd(fds, call, &dev->call_fd, err, errlen) < 0 ||
+	    restore_eventfd(fds, errn, &dev->err_fd, err, errlen) < 0 ||
+	    restore_eventfd(fds, kick, &fd, err, errlen) < 0)
+		return -1;
+	if (restore_regions(dev, cur, fds, err, errlen) < 0) {
+		close_fd(&fd);
+		return -1;
+	}
+	num = handover_get_u32(cur);
+	vq->addr_set = handover_get_bool(cur);
+	desc = handover_get_u64(cur);
+	avail = handover_get_u64(cur);
+	used = handover_get_u64(cur);
+	vq->last_avail_idx = handover_get_u16(cur);
+	vq->used_idx = handover_get_u16(cur);
+	broken = handover_get_bool(cur);
+	vq->breaks = handover_get_u32(cur);
+	if (cur->failed) {
+		close_fd(&fd);
+		return -1;
+	}
+	/* The checks of SET_VRING_NUM and SET_VRING_ADDR. */
+	if ((num != 0 && virtq_set_num(vq, num) < 0) || (vq->addr_set &&
+	    (!virtq_addr_in_memory(vq, &dev->mt, desc, avail, used) ||
+	    virtq_set_addr(vq, desc, avail, used) < 0))) {
+		snprintf(err, errlen, "ring (size %u, desc 0x%llx) does not "
+		    "fit guest memory", num, (unsigned long long)desc);
+		close_fd(&fd);
+		return -1;
+	}
+	kick_replace(dev, fd);
+	dev->started = started;
+	dev->resume_from_used = true;
+	if (broken) {
+		uint32_t breaks = vq->breaks;
+
+		virtq_break(vq, "broken before the handover");
+		vq->breaks = breaks;	/* latched once, counted before */
+	}
+	return 0;
 }

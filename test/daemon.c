@@ -164,6 +164,8 @@ vd_spawn(struct vd *vd, const struct vd_opts *o)
 		fe_seterr("daemon binary %s: %s", env, strerror(errno));
 		return -1;
 	}
+	for (i = 0; i < 12 && o->wrap[i] != NULL; i++)
+		argv[argc++] = (char *)o->wrap[i];
 	argv[argc++] = bin;
 	if (!o->quiet)
 		argv[argc++] = (char *)"-v";
@@ -192,7 +194,7 @@ vd_spawn(struct vd *vd, const struct vd_opts *o)
 	vd->reaped = false;
 	vd->pid = fork();
 	if (vd->pid == 0)
-		child_exec(bin, argv, parent, nullfd, outfd, logfd, o);
+		child_exec(argv[0], argv, parent, nullfd, outfd, logfd, o);
 	close(nullfd);
 	close(outfd);
 	close(logfd);

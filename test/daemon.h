@@ -47,6 +47,12 @@ struct vd_opts {
 	bool		 no_wait;
 	/* Leave out -v. */
 	bool		 quiet;
+	/*
+	 * A program that runs the daemon (NULL-terminated argv, the daemon's
+	 * command line follows it), such as build/test-supervisor ... --.
+	 * vd->pid is then that program's.
+	 */
+	const char	*wrap[12];
 };
 
 void	vd_opts_init(struct vd_opts *);

@@ -35,6 +35,8 @@ Suite	*it_resources_suite(void);
 Suite	*it_serve_suite(void);
 Suite	*it_sandbox_suite(void);
 Suite	*it_health_suite(void);
+Suite	*it_upgrade_suite(void);
+Suite	*it_crash_suite(void);
 
 /* Goes on past a failure, so that one stuck entry leaves only itself. */
 static int
@@ -57,7 +59,8 @@ main(void)
 	    it_memory_suite, it_eventfd_suite, it_stalls_suite,
 	    it_addrspace_suite, it_polling_suite, it_lifecycle_suite,
 	    it_source_suite, it_ratelimit_suite, it_resources_suite,
-	    it_serve_suite, it_sandbox_suite, it_health_suite, NULL };
+	    it_serve_suite, it_sandbox_suite, it_health_suite,
+	    it_upgrade_suite, it_crash_suite, NULL };
 	char rundir[256];
 	int failed, i;
 

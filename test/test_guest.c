@@ -427,6 +427,7 @@ setup(void)
 	peer = sv[1];
 	wake_fd = an_eventfd(EFD_NONBLOCK);
 	ug.slot.stop_fd = an_eventfd(EFD_NONBLOCK);
+	ug.slot.park_fd = an_eventfd(EFD_NONBLOCK);
 	ug.slot.conn_fd = sv[0];
 	ug.shared.wake_main_fd = wake_fd;
 
@@ -478,6 +479,7 @@ teardown(void)
 	unit_mem_unmap(&mem);
 	close_fd(&wake_fd);
 	close_fd(&ug.slot.stop_fd);
+	close_fd(&ug.slot.park_fd);
 	uguest_fini(&ug);
 }
 

@@ -542,20 +542,20 @@ START_TEST(systemd_not_for_us)
 
 	snprintf(other, sizeof(other), "%ld", (long)getpid() + 1);
 	set_listen_env(other, "2");
-	ck_assert_int_eq(listeners_from_systemd(ls, 4, err, sizeof(err)), 0);
+	ck_assert_int_eq(listeners_from_systemd(ls, 4, NULL, err, sizeof(err)), 0);
 	ck_assert_int_eq(ls[0].fd, -1);
 
 	/* Unset, or only half set: nothing for us either. */
 	unset_env();
-	ck_assert_int_eq(listeners_from_systemd(ls, 4, err, sizeof(err)), 0);
+	ck_assert_int_eq(listeners_from_systemd(ls, 4, NULL, err, sizeof(err)), 0);
 	ck_assert_int_eq(setenv("LISTEN_FDS", "2", 1), 0);
-	ck_assert_int_eq(listeners_from_systemd(ls, 4, err, sizeof(err)), 0);
+	ck_assert_int_eq(listeners_from_systemd(ls, 4, NULL, err, sizeof(err)), 0);
 	unset_env();
 	set_listen_env(NULL, NULL);
-	ck_assert_int_eq(listeners_from_systemd(ls, 4, err, sizeof(err)), 0);
+	ck_assert_int_eq(listeners_from_systemd(ls, 4, NULL, err, sizeof(err)), 0);
 	/* A LISTEN_PID that is no number is no pid of ours. */
 	set_listen_env("self", "2");
-	ck_assert_int_eq(listeners_from_systemd(ls, 4, err, sizeof(err)), 0);
+	ck_assert_int_eq(listeners_from_systemd(ls, 4, NULL, err, sizeof(err)), 0);
 	ck_assert_int_eq(ls[0].fd, -1);
 }
 END_TEST
@@ -570,7 +570,7 @@ START_TEST(systemd_garbage_fds)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		set_listen_env(NULL, bad[i]);
 		err[0] = '\0';
-		ck_assert_msg(listeners_from_systemd(ls, 4, err, sizeof(err)) ==
+		ck_assert_msg(listeners_from_systemd(ls, 4, NULL, err, sizeof(err)) ==
 		    -1, "LISTEN_FDS=%s accepted", bad[i]);
 		snprintf(want, sizeof(want), "LISTEN_FDS=%s", bad[i]);
 		ck_assert_msg(strstr(err, want) != NULL, "%s", err);
@@ -582,7 +582,7 @@ END_TEST
 START_TEST(systemd_zero)
 {
 	set_listen_env(NULL, "0");
-	ck_assert_int_eq(listeners_from_systemd(ls, 4, err, sizeof(err)), 0);
+	ck_assert_int_eq(listeners_from_systemd(ls, 4, NULL, err, sizeof(err)), 0);
 	ck_assert_msg(listen_env_unset(), "LISTEN_* left in the environment");
 	ck_assert_int_eq(ls[0].fd, -1);
 }
@@ -592,7 +592,7 @@ END_TEST
 START_TEST(systemd_too_many)
 {
 	set_listen_env(NULL, "5");
-	ck_assert_int_eq(listeners_from_systemd(ls, 4, err, sizeof(err)), -1);
+	ck_assert_int_eq(listeners_from_systemd(ls, 4, NULL, err, sizeof(err)), -1);
 	ck_assert_msg(strstr(err, "5") != NULL && strstr(err, "4") != NULL,
 	    "%s", err);
 	ck_assert(listen_env_unset());
@@ -654,7 +654,7 @@ child_two_listening(void)
 	if (listening_at("sd0", 3) < 0 || listening_at("sd1", 4) < 0)
 		return 2;
 	set_listen_env(NULL, "2");
-	n = listeners_from_systemd(ls, 4, err, sizeof(err));
+	n = listeners_from_systemd(ls, 4, NULL, err, sizeof(err));
 	if (n != 2) {
 		fprintf(stderr, "listeners_from_systemd: %d (%s)\n", n, err);
 		return 10;
@@ -692,7 +692,7 @@ expect_refused(const char *fds, const char *naming)
 	int n;
 
 	set_listen_env(NULL, fds);
-	n = listeners_from_systemd(ls, 4, err, sizeof(err));
+	n = listeners_from_systemd(ls, 4, NULL, err, sizeof(err));
 	if (n != -1) {
 		fprintf(stderr, "listeners_from_systemd: %d\n", n);
 		return 10;

@@ -50,7 +50,7 @@ set_one(uint64_t gpa, uint64_t size, uint64_t uva)
 
 	ck_assert_int_ge(give = dup(fd), 0);
 	ck_assert_int_eq(memtable_set(&mt, &r, 1, &give, 1), 0);
-	ck_assert(unit_fd_closed(give));
+	ck_assert(unit_table_holds_fd(&mt, give));
 	return fd;
 }
 
@@ -104,7 +104,7 @@ START_TEST(set_n_regions)
 		uint64_t len = 1000;
 		char *p;
 
-		ck_assert(unit_fd_closed(fds[i]));
+		ck_assert(unit_table_holds_fd(&mt, fds[i]));
 		/* Last byte of the region: clamped to 1. */
 		p = memtable_gpa(&mt, r[i].guest_phys_addr + RSIZE - 1, &len);
 		ck_assert_ptr_nonnull(p);
@@ -474,7 +474,7 @@ START_TEST(add_and_remove)
 
 	fd = unit_memfd("a", RSIZE);
 	ck_assert_int_eq(memtable_add(&mt, &a, fd), 0);
-	ck_assert(unit_fd_closed(fd));
+	ck_assert(unit_table_holds_fd(&mt, fd));
 	ck_assert_int_eq(memtable_add(&mt, &b, unit_memfd("b", RSIZE)), 0);
 	ck_assert_int_eq(memtable_add(&mt, &c, unit_memfd("c", RSIZE)), 0);
 	ck_assert_uint_eq(mt.nregions, 3);

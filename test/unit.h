@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "memtable.h"
 #include "suite.h"
 
 /* Generous: the suites run under ASan/UBSan on a small, busy machine. */
@@ -62,6 +63,21 @@ static inline bool
 unit_fd_closed(int fd)
 {
 	return fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+}
+
+/*
+ * Whether the memory table took fd: a region holds it, open, for a
+ * successor (memtable.h: the table keeps its regions' files).
+ */
+static inline bool
+unit_table_holds_fd(const struct memtable *mt, int fd)
+{
+	unsigned i;
+
+	for (i = 0; i < mt->nregions; i++)
+		if (mt->regions[i].fd == fd)
+			return fcntl(fd, F_GETFD) != -1;
+	return false;
 }
 
 /*

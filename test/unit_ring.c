@@ -139,6 +139,7 @@ uguest_init(struct unit_guest *g)
 	g->slot.index = 0;
 	g->slot.shared = &g->shared;
 	g->slot.stop_fd = -1;
+	g->slot.park_fd = -1;
 	g->shared.source = &g->src;
 	g->shared.rl = NULL;
 	g->shared.wake_main_fd = -1;

@@ -84,7 +84,7 @@ struct unit_guest {
 	struct guest_slot	 slot;
 };
 
-/* No source, no rate limit, no fds (stop_fd and wake_main_fd -1). */
+/* No source, no rate limit, no fds (the slot's and wake_main_fd: -1). */
 void	uguest_init(struct unit_guest *);
 /* Closes the source and frees the rate limit, if any. */
 void	uguest_fini(struct unit_guest *);
