@@ -262,6 +262,46 @@ vd_start(struct vd *vd, unsigned nsock, ...)
 }
 
 int
+vd_start_connected(struct vd *vd, struct fe *fe)
+{
+	struct vd_opts o;
+	char arg[32];
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		fe_seterr("socketpair: %s", strerror(errno));
+		return -1;
+	}
+	vd_opts_init(&o);
+	snprintf(arg, sizeof(arg), "--fd=%d", sv[1]);
+	o.args[0] = arg;
+	o.keep_fd = sv[1];
+	if (vd_init(vd) < 0 || vd_spawn(vd, &o) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	close(sv[1]);
+	fe_init(fe);
+	fe_attach(fe, sv[0]);
+	return fe_setup(fe, NULL);
+}
+
+int
+vd_spawn_source(struct vd *vd, unsigned nsock, const char *path,
+    const char *extra)
+{
+	struct vd_opts o;
+
+	vd_opts_init(&o);
+	o.nsock = nsock;
+	o.args[0] = "-f";
+	o.args[1] = path;
+	o.args[2] = extra;
+	return vd_spawn(vd, &o);
+}
+
+int
 vd_wait_exit(struct vd *vd, int timeout_ms)
 {
 	int64_t deadline = fe_now_ms() + timeout_ms;

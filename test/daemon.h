@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct fe;
+
 /*
  * The daemon under test.  Each one lives in its own temporary directory
  * (under the run directory that it_main creates and removes), with its
@@ -61,6 +63,18 @@ int	vd_init(struct vd *);
 int	vd_spawn(struct vd *, const struct vd_opts *);
 /* vd_init + vd_spawn with nsock sockets and extra args (NULL-terminated). */
 int	vd_start(struct vd *, unsigned nsock, ...);
+/*
+ * QEMU's way: vd_init + vd_spawn of a daemon given one end of a new
+ * socketpair with --fd, and fe on the other end, set up with the default
+ * settings.
+ */
+int	vd_start_connected(struct vd *, struct fe *);
+/*
+ * vd_spawn (after vd_init, which made the directory the source may live
+ * in) with nsock sockets, -f path and one more argument (or NULL).
+ */
+int	vd_spawn_source(struct vd *, unsigned nsock, const char *path,
+	    const char *extra);
 /* A path inside the daemon's directory. */
 const char *vd_path(const struct vd *, const char *name, char *buf,
 	    size_t len);

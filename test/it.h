@@ -62,6 +62,18 @@
 	vd_cleanup(vd);							\
 } while (0)
 
+/*
+ * The end of a daemon given its connection (--fd): closing fe ends it,
+ * with exit 0 and no sanitizer report; then it is removed.
+ */
+#define IT_END_CONNECTED(vd, fe) do {					\
+	fe_close(fe);							\
+	ck_assert_msg(vd_wait_exit((vd), 3000) == 0, "%s%s",		\
+	    fe_errstr(), vd_log_text(vd));				\
+	IT_STOP(vd);							\
+	vd_cleanup(vd);							\
+} while (0)
+
 #define IT_SERVE(fe, len, vd)						\
 	ck_assert_msg(fe_serve_one((fe), (len), 3000) == 0,		\
 	    "serving %u bytes: %s%s", (unsigned)(len), fe_errstr(),	\

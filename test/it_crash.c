@@ -58,8 +58,15 @@ static void
 start_supervised(struct vd *vd)
 {
 	static char status[256], sup[256];
+	static const char *const wrap[] = { sup, "--fdstore-max", "4096",
+	    "--restart-delay-ms", "50", "--status", status, "--", NULL };
+	/* 640 KB/s: the read below takes about 0.4 s. */
+	static const char *const args[] = { "--fd-store", "--max-bytes",
+	    "65536", "--period", "100", NULL };
 	const char *env = getenv("VRNG_SUPERVISOR");
 	struct vd_opts o;
+	_Static_assert(sizeof(wrap) <= sizeof(o.wrap) &&
+	    sizeof(args) <= sizeof(o.args), "the lists fit in vd_opts");
 
 	ck_assert_int_eq(vd_init(vd), 0);
 	vd_path(vd, "status", status, sizeof(status));
@@ -67,20 +74,8 @@ start_supervised(struct vd *vd)
 	    "./build/test-supervisor");
 	vd_opts_init(&o);
 	o.nsock = 1;
-	o.wrap[0] = sup;
-	o.wrap[1] = "--fdstore-max";
-	o.wrap[2] = "4096";
-	o.wrap[3] = "--restart-delay-ms";
-	o.wrap[4] = "50";
-	o.wrap[5] = "--status";
-	o.wrap[6] = status;
-	o.wrap[7] = "--";
-	o.args[0] = "--fd-store";
-	/* 640 KB/s: the read below takes about 0.4 s. */
-	o.args[1] = "--max-bytes";
-	o.args[2] = "65536";
-	o.args[3] = "--period";
-	o.args[4] = "100";
+	memcpy(o.wrap, wrap, sizeof(wrap));
+	memcpy(o.args, args, sizeof(args));
 	ck_assert_msg(vd_spawn(vd, &o) == 0, "%s", fe_errstr());
 	ck_assert_msg(status_wait(vd, "ready", 1, 10000), "not ready: %s",
 	    vd_log_text(vd));
@@ -100,10 +95,18 @@ crash_daemon(struct vd *vd, long restarts)
 	    "restart %ld: %s", restarts, vd_log_text(vd));
 }
 
+/* Closes fe; SIGTERM to the supervisor ends it and the daemon, 0. */
+static void
+stop_supervised(struct vd *vd, struct fe *fe)
+{
+	fe_close(fe);
+	ck_assert_int_eq(vd_stop(vd, 5000), 0);
+	vd_cleanup(vd);
+}
+
 START_TEST(crash_three_times_mid_read)
 {
 	struct fe_used_elem u;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	unsigned round, i, got;
@@ -111,8 +114,7 @@ START_TEST(crash_three_times_mid_read)
 	char path[256];
 
 	start_supervised(&vd);
-	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_OPEN(&fe, &vd, 0, NULL);
 	IT_SERVE(&fe, 64, &vd);
 	used++;
 	for (round = 1; round <= CRASHES; round++) {
@@ -145,9 +147,7 @@ START_TEST(crash_three_times_mid_read)
 	/* The socket file is the one the first daemon made. */
 	ck_assert_int_eq(access(vd_sock(&vd, 0, path, sizeof(path)), F_OK),
 	    0);
-	fe_close(&fe);
-	ck_assert_int_eq(vd_stop(&vd, 5000), 0);
-	vd_cleanup(&vd);
+	stop_supervised(&vd, &fe);
 }
 END_TEST
 
@@ -155,7 +155,6 @@ END_TEST
 START_TEST(crash_keeps_listening_socket)
 {
 	struct stat before, after;
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	char path[256];
@@ -168,24 +167,17 @@ START_TEST(crash_keeps_listening_socket)
 	ck_assert_uint_eq(before.st_ino, after.st_ino);
 	ck_assert_int_ge(vd_log_count(&vd, "listening socket(s) taken back"),
 	    1);
-	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_OPEN(&fe, &vd, 0, NULL);
 	IT_SERVE(&fe, 64, &vd);
-	fe_close(&fe);
-	ck_assert_int_eq(vd_stop(&vd, 5000), 0);
-	vd_cleanup(&vd);
+	stop_supervised(&vd, &fe);
 }
 END_TEST
 
 Suite *
 it_crash_suite(void)
 {
-	Suite *s = suite_create("crash");
-	TCase *tc = tcase_create("crash");
-
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, crash_three_times_mid_read);
-	tcase_add_test(tc, crash_keeps_listening_socket);
-	suite_add_tcase(s, tc);
-	return s;
+	return add_cases(suite_create("crash"), 120, NULL, NULL,
+	    "crash", TESTS(crash_three_times_mid_read,
+		crash_keeps_listening_socket),
+	    NULL);
 }

@@ -41,18 +41,12 @@ start_on_fifo(struct fifo_guest *g, const char *extra)
 {
 	struct vd *vd = &g->vd;
 	struct fe *fe = &g->fe;
-	struct vd_opts o;
 	char path[256];
 
 	IT_OK(vd_init(vd));
 	vd_path(vd, "entropy.fifo", path, sizeof(path));
 	ck_assert_int_eq(mkfifo(path, 0600), 0);
-	vd_opts_init(&o);
-	o.nsock = 1;
-	o.args[0] = "-f";
-	o.args[1] = path;
-	o.args[2] = extra;
-	IT_OK(vd_spawn(vd, &o));
+	IT_OK(vd_spawn_source(vd, 1, path, extra));
 	IT_OPEN(fe, vd, 0, NULL);
 	g->gpa = fe_alloc(fe, LEN, 64);
 	ck_assert(fe_post1(fe, g->gpa, LEN) >= 0);

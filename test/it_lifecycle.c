@@ -312,33 +312,14 @@ END_TEST
 /* QEMU's way: --fd names a connected socket; the daemon ends with it. */
 START_TEST(fd_connected_socketpair)
 {
-	struct vd_opts o;
 	struct vd vd;
 	struct fe fe;
-	char arg[32];
-	int sv[2];
 
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
-	    sv), 0);
-	vd_opts_init(&o);
-	snprintf(arg, sizeof(arg), "--fd=%d", sv[1]);
-	o.args[0] = arg;
-	o.keep_fd = sv[1];
-	IT_OK(vd_init(&vd));
-	IT_OK(vd_spawn(&vd, &o));
-	close(sv[1]);
-
-	fe_init(&fe);
-	fe_attach(&fe, sv[0]);
-	IT_OK(fe_setup(&fe, NULL));
+	IT_OK(vd_start_connected(&vd, &fe));
 	IT_SERVE(&fe, 64, &vd);
 	IT_SERVE(&fe, 4096, &vd);
 	/* One connection, one life: hanging up ends the daemon, cleanly. */
-	fe_close(&fe);
-	ck_assert_msg(vd_wait_exit(&vd, 3000) == 0, "%s%s", fe_errstr(),
-	    vd_log_text(&vd));
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END_CONNECTED(&vd, &fe);
 }
 END_TEST
 

@@ -34,16 +34,11 @@ static void
 start_with_file(struct vd *vd, unsigned nsock, const uint8_t *data,
     size_t len, char *path, size_t pathlen)
 {
-	struct vd_opts o;
 
 	IT_OK(vd_init(vd));
 	vd_path(vd, "entropy.bin", path, pathlen);
 	write_file(path, data, len);
-	vd_opts_init(&o);
-	o.nsock = nsock;
-	o.args[0] = "-f";
-	o.args[1] = path;
-	IT_OK(vd_spawn(vd, &o));
+	IT_OK(vd_spawn_source(vd, nsock, path, NULL));
 }
 
 START_TEST(file_source_delivers_file_in_order)
@@ -315,7 +310,6 @@ START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
 	static const char hello[] = "the first writer's 40 bytes of entropy";
 	static const char again[] = "a second writer, after the first left";
 	uint8_t big[5000], got[5000];
-	struct vd_opts o;
 	struct fe_used_elem u;
 	struct vd vd;
 	struct fe fe;
@@ -327,11 +321,7 @@ START_TEST(fifo_source_delivers_writes_and_never_blocks_control)
 	IT_OK(vd_init(&vd));
 	vd_path(&vd, "entropy.fifo", path, sizeof(path));
 	ck_assert_int_eq(mkfifo(path, 0600), 0);
-	vd_opts_init(&o);
-	o.nsock = 1;
-	o.args[0] = "-f";
-	o.args[1] = path;
-	IT_OK(vd_spawn(&vd, &o));
+	IT_OK(vd_spawn_source(&vd, 1, path, NULL));
 	IT_OPEN(&fe, &vd, 0, NULL);
 
 	/* No writer yet: the request waits, control is prompt, no spin. */
@@ -391,7 +381,6 @@ START_TEST(fifo_source_shared_fairly_by_three_guests)
 	static uint8_t chunk[CHUNK];
 	uint64_t got[G] = { 0 }, area[G], sum = 0;
 	struct fe_used_elem u;
-	struct vd_opts o;
 	struct fe_cfg cfg;
 	struct fe fe[G];
 	struct vd vd;
@@ -404,11 +393,7 @@ START_TEST(fifo_source_shared_fairly_by_three_guests)
 	IT_OK(vd_init(&vd));
 	vd_path(&vd, "entropy.fifo", path, sizeof(path));
 	ck_assert_int_eq(mkfifo(path, 0600), 0);
-	vd_opts_init(&o);
-	o.nsock = G;
-	o.args[0] = "-f";
-	o.args[1] = path;
-	IT_OK(vd_spawn(&vd, &o));
+	IT_OK(vd_spawn_source(&vd, G, path, NULL));
 	fe_cfg_init(&cfg);
 	cfg.qsize = Q;
 	for (g = 0; g < G; g++) {

@@ -22,6 +22,14 @@
 
 #define UPGRADES	10
 
+/* SIGUSR2, and the daemon logs line (once) within ms. */
+static void
+upgraded(struct vd *vd, const char *line, int ms)
+{
+	ck_assert_int_eq(kill(vd->pid, SIGUSR2), 0);
+	ck_assert_msg(vd_log_wait(vd, line, 1, ms), "%s", vd_log_text(vd));
+}
+
 /* Serves requests until the daemon logged n restores (or times out). */
 static unsigned
 serve_through_upgrade(struct fe *fe, struct vd *vd, int n)
@@ -86,14 +94,12 @@ END_TEST
 /* Messages sent while the daemon is in the middle of its exec. */
 START_TEST(upgrade_with_messages_in_flight)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	unsigned i;
 
-	fe_cfg_init(&cfg);
-	cfg.reply_ack = true;
-	IT_ONE_GUEST(&vd, &fe, &cfg, NULL);
+	/* The default settings negotiate REPLY_ACK. */
+	IT_ONE_GUEST(&vd, &fe, NULL, NULL);
 	for (i = 1; i <= 3; i++) {
 		int64_t end = fe_now_ms() + 20000;
 		unsigned n = 0;
@@ -137,8 +143,6 @@ START_TEST(upgrade_hands_over_the_source)
 {
 	enum { SIZE = 65536, LEN = 4096, BEFORE = 3, AFTER = 3 };
 	static uint8_t file[SIZE], got[(BEFORE + AFTER) * LEN];
-	struct fe_cfg cfg;
-	struct vd_opts o;
 	struct vd vd;
 	struct fe fe;
 	char path[256];
@@ -152,18 +156,11 @@ START_TEST(upgrade_hands_over_the_source)
 	ck_assert_ptr_nonnull(f);
 	ck_assert_uint_eq(fwrite(file, 1, SIZE, f), SIZE);
 	ck_assert_int_eq(fclose(f), 0);
-	vd_opts_init(&o);
-	o.nsock = 1;
-	o.args[0] = "-f";
-	o.args[1] = path;
-	IT_OK(vd_spawn(&vd, &o));
-	fe_cfg_init(&cfg);
-	IT_OPEN(&fe, &vd, 0, &cfg);
+	IT_OK(vd_spawn_source(&vd, 1, path, NULL));
+	IT_OPEN(&fe, &vd, 0, NULL);
 	for (i = 0; i < BEFORE; i++)
 		read_into(&fe, &vd, got + i * LEN, LEN);
-	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
-	ck_assert_msg(vd_log_wait(&vd, "guest(s) restored", 1, 20000), "%s",
-	    vd_log_text(&vd));
+	upgraded(&vd, "guest(s) restored", 20000);
 	for (; i < BEFORE + AFTER; i++)
 		read_into(&fe, &vd, got + i * LEN, LEN);
 	ck_assert_msg(memcmp(got, file, sizeof(got)) == 0, "the bytes after "
@@ -179,20 +176,16 @@ END_TEST
  */
 START_TEST(upgrade_keeps_rate_limit_position)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe fe;
 	int64_t t0, waited;
 	int head;
 
-	fe_cfg_init(&cfg);
-	IT_ONE_GUEST(&vd, &fe, &cfg, "--max-bytes", "4096", "--period",
+	IT_ONE_GUEST(&vd, &fe, NULL, "--max-bytes", "4096", "--period",
 	    "4000", NULL);
 	IT_SERVE(&fe, 4096, &vd);
 	t0 = fe_now_ms();
-	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
-	ck_assert_msg(vd_log_wait(&vd, "guest(s) restored", 1, 20000), "%s",
-	    vd_log_text(&vd));
+	upgraded(&vd, "guest(s) restored", 20000);
 	head = fe_post1(&fe, fe_alloc(&fe, 64, 64), 64);
 	ck_assert_int_ge(head, 0);
 	fe_kick(&fe);
@@ -213,53 +206,27 @@ END_TEST
  */
 START_TEST(upgrade_fd_connection)
 {
-	struct fe_cfg cfg;
-	struct vd_opts o;
 	struct vd vd;
 	struct fe fe;
-	char arg[32];
-	int sv[2];
 
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
-	    sv), 0);
-	vd_opts_init(&o);
-	snprintf(arg, sizeof(arg), "--fd=%d", sv[1]);
-	o.args[0] = arg;
-	o.keep_fd = sv[1];
-	IT_OK(vd_init(&vd));
-	IT_OK(vd_spawn(&vd, &o));
-	close(sv[1]);
-	fe_init(&fe);
-	fe_attach(&fe, sv[0]);
-	fe_cfg_init(&cfg);
-	IT_OK(fe_setup(&fe, &cfg));
+	IT_OK(vd_start_connected(&vd, &fe));
 	IT_SERVE(&fe, 64, &vd);
-	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
-	ck_assert_msg(vd_log_wait(&vd, "1 guest(s) restored", 1, 20000), "%s",
-	    vd_log_text(&vd));
+	upgraded(&vd, "1 guest(s) restored", 20000);
 	IT_SERVE(&fe, 4096, &vd);
-	fe_close(&fe);
-	ck_assert_msg(vd_wait_exit(&vd, 3000) == 0, "%s%s", fe_errstr(),
-	    vd_log_text(&vd));
-	IT_STOP(&vd);
-	vd_cleanup(&vd);
+	IT_END_CONNECTED(&vd, &fe);
 }
 END_TEST
 
 /* A second guest that is not connected yet can still connect after. */
 START_TEST(upgrade_keeps_listening_sockets)
 {
-	struct fe_cfg cfg;
 	struct vd vd;
 	struct fe a, b;
 
-	fe_cfg_init(&cfg);
 	IT_START(&vd, 2, NULL);
-	IT_OPEN(&a, &vd, 0, &cfg);
-	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
-	ck_assert_msg(vd_log_wait(&vd, "guest(s) restored", 1, 20000), "%s",
-	    vd_log_text(&vd));
-	IT_OPEN(&b, &vd, 1, &cfg);
+	IT_OPEN(&a, &vd, 0, NULL);
+	upgraded(&vd, "guest(s) restored", 20000);
+	IT_OPEN(&b, &vd, 1, NULL);
 	IT_SERVE(&a, 64, &vd);
 	IT_SERVE(&b, 64, &vd);
 	fe_close(&b);
@@ -297,7 +264,6 @@ static void
 start_from_copy(struct vd *vd, struct fe *fe, char *copy, size_t len)
 {
 	const char *bin = getenv("VRNG_BIN");
-	struct fe_cfg cfg;
 	char saved[256];
 	struct vd_opts o;
 
@@ -312,8 +278,7 @@ start_from_copy(struct vd *vd, struct fe *fe, char *copy, size_t len)
 	o.nsock = 1;
 	ck_assert_msg(vd_spawn(vd, &o) == 0, "%s", fe_errstr());
 	setenv("VRNG_BIN", saved, 1);
-	fe_cfg_init(&cfg);
-	IT_OPEN(fe, vd, 0, &cfg);
+	IT_OPEN(fe, vd, 0, NULL);
 }
 
 /*
@@ -334,9 +299,7 @@ START_TEST(upgrade_refused_goes_back)
 	IT_SERVE(&fe, 64, &vd);
 
 	install_binary(other, copy);
-	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
-	ck_assert_msg(vd_log_wait(&vd, "guest(s) restored", 1, 20000), "%s",
-	    vd_log_text(&vd));
+	upgraded(&vd, "guest(s) restored", 20000);
 	ck_assert_int_eq(vd_log_count(&vd, "format version 1; this binary "
 	    "reads version 99"), 1);
 	ck_assert_int_eq(vd_log_count(&vd, "going back to the previous "
@@ -357,9 +320,7 @@ START_TEST(upgrade_without_binary_serves_on)
 
 	start_from_copy(&vd, &fe, copy, sizeof(copy));
 	ck_assert_int_eq(unlink(copy), 0);
-	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
-	ck_assert_msg(vd_log_wait(&vd, "abandoned; serving on", 1, 10000),
-	    "%s", vd_log_text(&vd));
+	upgraded(&vd, "abandoned; serving on", 10000);
 	ck_assert_int_eq(vd_log_count(&vd, "No such file"), 1);
 	IT_SERVE(&fe, 64, &vd);
 	IT_END(&vd, &fe);
@@ -429,18 +390,12 @@ Suite *
 it_upgrade_suite(void)
 {
 	Suite *s = suite_create("upgrade");
-	TCase *tc = tcase_create("upgrade");
 
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, upgrade_ten_times_while_reading);
-	tcase_add_test(tc, upgrade_with_messages_in_flight);
-	tcase_add_test(tc, upgrade_keeps_listening_sockets);
-	tcase_add_test(tc, upgrade_hands_over_the_source);
-	tcase_add_test(tc, upgrade_fd_connection);
-	tcase_add_test(tc, upgrade_keeps_rate_limit_position);
-	tcase_add_test(tc, upgrade_refused_goes_back);
-	tcase_add_test(tc, upgrade_without_binary_serves_on);
-	ADD_TABLE(tc, state_refused, bad_states);
-	suite_add_tcase(s, tc);
+	ADD_TABLE(add_case(s, "upgrade", 120, NULL, NULL, TESTS(
+	    upgrade_ten_times_while_reading, upgrade_with_messages_in_flight,
+	    upgrade_keeps_listening_sockets, upgrade_hands_over_the_source,
+	    upgrade_fd_connection, upgrade_keeps_rate_limit_position,
+	    upgrade_refused_goes_back, upgrade_without_binary_serves_on)),
+	    state_refused, bad_states);
 	return s;
 }

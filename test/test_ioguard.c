@@ -9,16 +9,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "unit.h"
 #include "ioguard.h"
 
 static int64_t
 ms_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(monotonic_ns() / 1000000);
 }
 
 static void
