@@ -279,8 +279,13 @@ START_TEST(one_wakeup_per_interval_none_when_off)
 	ck_assert_int_ge(b0, 0);
 	ck_assert_msg(a1 - a0 == 0, "%lld wake-ups in 3 s of idle without "
 	    "--metrics-file", (long long)(a1 - a0));
-	/* 3 intervals; a busy machine may delay one across the edge. */
-	ck_assert_msg(b1 - b0 >= 2 && b1 - b0 <= 5, "%lld wake-ups in 3 s "
+	/*
+	 * 3 intervals (4 if one is delayed across the edge), each a timer
+	 * wake-up and, on ext4, perhaps a second sleep in renameat(2): the
+	 * rename over the old file starts the new one's write-back
+	 * (auto_da_alloc).
+	 */
+	ck_assert_msg(b1 - b0 >= 2 && b1 - b0 <= 8, "%lld wake-ups in 3 s "
 	    "with --metrics-interval 1", (long long)(b1 - b0));
 	ck_assert_uint_ne(st0.st_ino, st1.st_ino);
 	IT_STOP(&off);
