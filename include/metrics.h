@@ -86,6 +86,12 @@ struct metrics {
  * must exist: nothing is created but the file), path ends in '/' or names
  * "." or "..", the file name is too long for its temporary name, or no
  * timer.  Nothing is written yet; a file already at path stays as it is.
+ *
+ * The directory's descriptor stays open across execve, its number in the
+ * environment (VRNG_METRICS_DIR_FD), so that the image a live upgrade
+ * starts takes over the same descriptor: the seccomp filter still in
+ * force names it by number.  Call while the process has one thread
+ * (setenv).
  */
 int	metrics_open(struct metrics *, const char *path, unsigned interval_s,
 	    char *err, size_t errlen);

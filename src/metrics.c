@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -81,6 +82,17 @@ static const char *const source_states[] = {
 #define TMP_FLAGS	(O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
 #define TMP_MODE	0644
 #define TMP_SUFFIX	".tmp"
+
+/*
+ * Live upgrade (upgrade.h): the seccomp filter of the image that execs
+ * stays in force in the new one, and it names the metrics directory by
+ * its descriptor number.  So the descriptor is kept open across exec (no
+ * close-on-exec), its number goes into the environment, and the new image
+ * takes it over when it is still the same directory: the same number, the
+ * same filter.  A directory opened afresh would get whatever number is
+ * free, which the filter in force would refuse.
+ */
+#define METRICS_ENV_DIR_FD	"VRNG_METRICS_DIR_FD"
 
 size_t
 metrics_format_size(unsigned nguests)
@@ -213,11 +225,32 @@ split_path(const char *path, char *dir, size_t len, char *name)
 	return 0;
 }
 
+/* The directory's descriptor the previous image left us, or -1. */
+static int
+inherited_dir(const char *dir)
+{
+	const char *env = getenv(METRICS_ENV_DIR_FD);
+	struct stat a, b;
+	char *end;
+	long fd;
+
+	if (env == NULL || *env < '0' || *env > '9')
+		return -1;
+	errno = 0;
+	fd = strtol(env, &end, 10);
+	if (*end != '\0' || errno != 0 || fd <= STDERR_FILENO || fd > INT_MAX)
+		return -1;
+	if (fstat((int)fd, &a) < 0 || stat(dir, &b) < 0 ||
+	    !S_ISDIR(a.st_mode) || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return -1;
+	return (int)fd;
+}
+
 int
 metrics_open(struct metrics *m, const char *path, unsigned interval_s,
     char *err, size_t errlen)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], num[16];
 
 	memset(m, 0, sizeof(*m));
 	m->dir_fd = -1;
@@ -240,15 +273,25 @@ metrics_open(struct metrics *m, const char *path, unsigned interval_s,
 	/*
 	 * Checked now, not at the first write: a read-only file system
 	 * (systemd's ProtectSystem= without ReadWritePaths=) or a directory
-	 * of someone else is a configuration error.
+	 * of someone else is a configuration error.  access(2), with the
+	 * real ids (the daemon's are the same), not faccessat(2): glibc makes
+	 * that faccessat2, which the filter a live upgrade starts in refuses.
 	 */
-	if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0)
+	if (access(dir, W_OK | X_OK) < 0)
 		return open_fail(err, errlen, "--metrics-file %s: cannot "
 		    "create files in %s", path, dir);
-	m->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	/* Open across exec on purpose: see METRICS_ENV_DIR_FD. */
+	if ((m->dir_fd = inherited_dir(dir)) < 0)
+		m->dir_fd = open(dir, O_PATH | O_DIRECTORY);
 	if (m->dir_fd < 0)
 		return open_fail(err, errlen, "--metrics-file %s: directory "
 		    "%s", path, dir);
+	snprintf(num, sizeof(num), "%d", m->dir_fd);
+	if (setenv(METRICS_ENV_DIR_FD, num, 1) < 0) {
+		open_fail(err, errlen, "--metrics-file: environment");
+		metrics_close(m);
+		return -1;
+	}
 	m->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK |
 	    TFD_CLOEXEC);
 	if (m->timer_fd < 0) {

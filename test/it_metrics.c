@@ -7,11 +7,13 @@
  * checker (promtool check metrics; Debian's package prometheus, which
  * scripts/install-deps installs: without it these tests fail, they do not
  * skip).  Off, the metrics cost an idle daemon no wake-up; on, one per
- * interval.  A directory that does not exist is a start-up error.
+ * interval.  A live upgrade goes on writing it.  A directory that does not
+ * exist is a start-up error.
  */
 #include <check.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +252,44 @@ START_TEST(file_shows_a_cut_off_source)
 END_TEST
 
 /*
+ * A live upgrade (SIGUSR2) execs the daemon inside the seccomp filter it
+ * loaded, which names the metrics directory by its descriptor: the new
+ * image takes that very descriptor over and goes on writing (the guest's
+ * counters with it), with no descriptor more than before.
+ */
+START_TEST(file_survives_a_live_upgrade)
+{
+	struct fe_cfg cfg;
+	struct vd vd;
+	struct fe fe;
+	int fds0, i;
+
+	start_with_metrics(&vd, 1, false);
+	fe_cfg_init(&cfg);
+	IT_OPEN(&fe, &vd, 0, &cfg);
+	for (i = 0; i < 5; i++)
+		IT_SERVE(&fe, 64, &vd);
+	EXPECT_LINES(&vd, 5000,
+	    "vhost_device_rng_requests_total{guest=\"0\"} 5");
+	fds0 = vd_count_fds(&vd);
+	ck_assert_int_eq(kill(vd.pid, SIGUSR2), 0);
+	ck_assert_msg(vd_log_wait(&vd, "guest(s) restored", 1, 10000), "%s",
+	    vd_log_text(&vd));
+	for (i = 0; i < 5; i++)
+		IT_SERVE(&fe, 64, &vd);
+	EXPECT_LINES(&vd, 5000,
+	    "vhost_device_rng_bytes_total{guest=\"0\"} 640",
+	    "vhost_device_rng_requests_total{guest=\"0\"} 10",
+	    "vhost_device_rng_guests_connected 1");
+	/* Two "written every" lines, one per image; no failure. */
+	ck_assert_msg(vd_log_count(&vd, "metrics file") == 2, "%s",
+	    vd_log_text(&vd));
+	ck_assert_int_eq(vd_count_fds(&vd), fds0);
+	IT_END(&vd, &fe);
+}
+END_TEST
+
+/*
  * The cost: an idle daemon without --metrics-file is never woken (as
  * before metrics existed); with --metrics-interval 1 it wakes about once
  * a second, and the file is rewritten each time.
@@ -326,7 +366,7 @@ it_metrics_suite(void)
 {
 	return add_cases(suite_create("it_metrics"), IT_TIMEOUT, NULL, NULL,
 	    "file", TESTS(file_follows_the_requests,
-		file_shows_a_cut_off_source),
+		file_shows_a_cut_off_source, file_survives_a_live_upgrade),
 	    "cost", TESTS(one_wakeup_per_interval_none_when_off),
 	    "refusals", TESTS(missing_directory_is_a_startup_error),
 	    NULL);

@@ -437,6 +437,41 @@ START_TEST(open_refusals_and_off)
 }
 END_TEST
 
+/*
+ * The directory's descriptor is left open across exec, its number in the
+ * environment, and a metrics_open() after the exec (here: a second one)
+ * takes it over when it is the same directory, not otherwise.
+ */
+START_TEST(open_takes_over_the_inherited_directory)
+{
+	char num[16], p[PATH_MAX + 32];
+	struct metrics x;
+	int fd = metrics_dir_fd(&m), other;
+
+	ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+	snprintf(num, sizeof(num), "%d", fd);
+	ck_assert_str_eq(getenv("VRNG_METRICS_DIR_FD"), num);
+	ck_assert_msg(metrics_open(&x, path, 10, err, sizeof(err)) == 0, "%s",
+	    err);
+	ck_assert_int_eq(metrics_dir_fd(&x), fd);
+	metrics_close(&x);
+	m.dir_fd = -1;		/* closed with x */
+
+	/* Some other directory under that number: opened afresh. */
+	ck_assert_int_ge(other = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC),
+	    0);
+	snprintf(num, sizeof(num), "%d", other);
+	setenv("VRNG_METRICS_DIR_FD", num, 1);
+	snprintf(p, sizeof(p), "%s/rng.prom", dir);
+	ck_assert_msg(metrics_open(&x, p, 10, err, sizeof(err)) == 0, "%s",
+	    err);
+	ck_assert_int_ne(metrics_dir_fd(&x), other);
+	ck_assert_int_ne(fcntl(other, F_GETFD), -1);	/* left alone */
+	metrics_close(&x);
+	close(other);
+}
+END_TEST
+
 /* What each call in the sandboxed child returned: 0 or errno. */
 struct sandbox_report {
 	int	entered;
@@ -523,7 +558,8 @@ metrics_suite(void)
 	tc = add_case(s, "file", UNIT_TIMEOUT, setup, teardown, TESTS(
 	    write_has_the_slots_figures, write_replaces_the_file_atomically,
 	    reader_never_sees_a_part, failing_write_logged_once_then_recovers,
-	    open_refusals_and_off, sandbox_allows_the_directory_only));
+	    open_refusals_and_off, open_takes_over_the_inherited_directory,
+	    sandbox_allows_the_directory_only));
 	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
 	return s;
 }
