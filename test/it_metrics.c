@@ -284,7 +284,9 @@ START_TEST(file_survives_a_live_upgrade)
 	/* Two "written every" lines, one per image; no failure. */
 	ck_assert_msg(vd_log_count(&vd, "metrics file") == 2, "%s",
 	    vd_log_text(&vd));
-	ck_assert_int_eq(vd_count_fds(&vd), fds0);
+	/* Under valgrind the new image runs without it, and its fds. */
+	if (getenv("VRNG_UNDER_VALGRIND") == NULL)
+		ck_assert_int_eq(vd_count_fds(&vd), fds0);
 	IT_END(&vd, &fe);
 }
 END_TEST
