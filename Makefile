@@ -27,7 +27,8 @@ SAN_FLAGS =	-fsanitize=address,undefined -fno-omit-frame-pointer \
 
 LIB_SRCS =	src/clock.c src/config.c src/entropy.c src/fdstore.c src/guest.c src/handover.c src/health.c \
 		src/ioguard.c src/listener.c src/log.c src/memtable.c \
-		src/ratelimit.c src/sandbox.c src/sdnotify.c src/serve.c src/upgrade.c \
+		src/metrics.c src/ratelimit.c src/sandbox.c src/sdnotify.c src/serve.c \
+		src/upgrade.c \
 		src/virtq.c src/vu_dev.c src/vu_proto.c
 SRCS =		$(LIB_SRCS) src/main.c
 HDRS =		$(wildcard include/*.h)

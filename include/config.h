@@ -13,6 +13,9 @@
 #define CONFIG_MAX_SOCKETS		1024u
 /* --poll-us: a spin longer than 1 s is a busy thread, not a poll. */
 #define CONFIG_MAX_POLL_US		1000000u
+/* --metrics-interval, seconds: at least one write a day. */
+#define CONFIG_DEFAULT_METRICS_INTERVAL	10u
+#define CONFIG_MAX_METRICS_INTERVAL	86400u
 /* max_bytes when no --max-bytes is given: no rate limit at all. */
 #define CONFIG_UNLIMITED		UINT64_MAX
 
@@ -26,6 +29,9 @@ struct config {
 	int		 fd;		/* --fd, or -1 */
 	uint32_t	 poll_us;	/* --poll-us, 0: off */
 	bool		 health_tests;	/* --health-tests, default on */
+	const char	*metrics_file;	/* --metrics-file, NULL: none */
+	uint32_t	 metrics_interval_s;	/* --metrics-interval */
+	bool		 metrics_interval_given;	/* no effect without file */
 	bool		 period_given;	/* -p without -m has no effect */
 	bool		 count_given;
 	bool		 print_capabilities;

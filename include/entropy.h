@@ -202,4 +202,19 @@ ssize_t	entropy_read_pooled(struct entropy *, struct entropy_pool *,
 void	entropy_pool_clear(struct entropy_pool *);
 bool	entropy_exhausted(struct entropy *);
 
+/* What the source does now, for the statistics (metrics.h). */
+enum entropy_state {
+	ENTROPY_STATE_OK,	/* read as usual (or not read yet) */
+	ENTROPY_STATE_ERROR,	/* the last read or reopen failed: retried */
+	ENTROPY_STATE_CUT_OFF,	/* failed a health test: retried after back-off */
+	ENTROPY_STATE_EOF,	/* used up for good (regular file) */
+};
+
+/*
+ * The source's state, under its lock (from any thread; costs a mutex).
+ * Takes the open source; returns one of the above, never fails.  A source
+ * that is at once used up and failing says EOF: that one is for good.
+ */
+enum entropy_state entropy_state(struct entropy *);
+
 #endif

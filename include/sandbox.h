@@ -39,6 +39,16 @@ int	sandbox_enter(char *err, size_t errlen);
 uint32_t sandbox_fingerprint(void);
 
 /*
+ * Lets the filter sandbox_enter() loads allow creating a file, write-only
+ * and new (O_CREAT | O_EXCL, no O_TRUNC), with openat(2) in the directory
+ * open on dirfd, and renameat(2) from that directory to itself: what the
+ * metrics file needs (metrics.h), and nowhere else.  Call before
+ * sandbox_enter().  Takes the directory's descriptor (O_PATH will do), or
+ * -1 for none (the default).  Cannot fail; the descriptor must stay open.
+ */
+void	sandbox_allow_dir(int dirfd);
+
+/*
  * Whether this build leaves the sandbox off: AddressSanitizer's leak check
  * at exit traces the process from a helper task (clone without
  * CLONE_THREAD, ptrace) and UBSan/ASan symbolize by running a program,

@@ -28,6 +28,8 @@ enum {
 	OPT_NO_SANDBOX,
 	OPT_HEALTH_TESTS,
 	OPT_FD_STORE,
+	OPT_METRICS_FILE,
+	OPT_METRICS_INTERVAL,
 };
 
 /*
@@ -73,6 +75,14 @@ static const struct opt {
 	    "SP 800-90B health tests on a source\n"
 	    "other than the kernel's CSPRNG\n"
 	    "(default on)", 0, 0 },
+	{ "metrics-file", required_argument, OPT_METRICS_FILE, "PATH",
+	    "write the statistics to PATH for\n"
+	    "Prometheus (text format), replaced\n"
+	    "atomically every interval", 0, 0 },
+	{ "metrics-interval", required_argument, OPT_METRICS_INTERVAL, "S",
+	    "seconds between two writes of the\n"
+	    "metrics file (1..%u, default %u)",
+	    CONFIG_MAX_METRICS_INTERVAL, CONFIG_DEFAULT_METRICS_INTERVAL },
 	{ "print-capabilities", no_argument, OPT_PRINT_CAPS, NULL,
 	    "print the back-end JSON and exit", 0, 0 },
 	{ "fd-store", no_argument, OPT_FD_STORE, NULL,
@@ -136,6 +146,7 @@ config_defaults(struct config *cfg)
 	cfg->max_bytes = CONFIG_UNLIMITED;
 	cfg->fd = -1;
 	cfg->health_tests = true;
+	cfg->metrics_interval_s = CONFIG_DEFAULT_METRICS_INTERVAL;
 }
 
 void
@@ -324,6 +335,21 @@ config_parse(struct config *cfg, int argc, char *argv[], char *err,
 			else
 				return fail(err, errlen, "--health-tests %s: "
 				    "not on or off", optarg);
+			break;
+		case OPT_METRICS_FILE:
+			if (optarg[0] == '\0')
+				return fail(err, errlen,
+				    "--metrics-file: empty path");
+			cfg->metrics_file = optarg;
+			break;
+		case OPT_METRICS_INTERVAL:
+			if ((why = parse_u64(optarg, 1,
+			    CONFIG_MAX_METRICS_INTERVAL, &v)) != NULL)
+				return fail(err, errlen, "--metrics-interval "
+				    "%s: %s (1..%u s)", optarg, why,
+				    CONFIG_MAX_METRICS_INTERVAL);
+			cfg->metrics_interval_s = (uint32_t)v;
+			cfg->metrics_interval_given = true;
 			break;
 		case 'v':
 			cfg->verbose++;

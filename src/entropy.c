@@ -130,6 +130,23 @@ entropy_exhausted(struct entropy *src)
 	return e;
 }
 
+enum entropy_state
+entropy_state(struct entropy *src)
+{
+	enum entropy_state st = ENTROPY_STATE_OK;
+
+	pthread_mutex_lock(&src->lock);
+	/* For good first, then what a retry may end, then the retried. */
+	if (src->exhausted)
+		st = ENTROPY_STATE_EOF;
+	else if (src->cut_off)
+		st = ENTROPY_STATE_CUT_OFF;
+	else if (src->failing)
+		st = ENTROPY_STATE_ERROR;
+	pthread_mutex_unlock(&src->lock);
+	return st;
+}
+
 /*
  * The writer of a FIFO went away.  Reopen so that poll() stops reporting
  * POLLHUP (which would spin) and the next writer is read.  Several threads

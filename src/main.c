@@ -29,6 +29,7 @@
 #include "ioguard.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "sdnotify.h"
 #include "sandbox.h"
@@ -54,6 +55,7 @@ struct daemon {
 	struct entropy		 source;
 	struct ratelimit	 rl;
 	struct guest_shared	 shared;
+	struct metrics		 metrics;	/* --metrics-file */
 	struct listener		*listeners;
 	struct guest_slot	*slots;
 	unsigned		 nslots;
@@ -284,7 +286,8 @@ main_loop(struct daemon *d)
 	struct pollfd *pfd;
 	unsigned i, n;
 
-	pfd = reallocarray(NULL, d->nslots + 2, sizeof(*pfd));
+	/* Signals, wake-ups, the listeners, and last the metrics timer. */
+	pfd = reallocarray(NULL, d->nslots + 3, sizeof(*pfd));
 	if (pfd == NULL)
 		fatal("poll set");
 	for (;;) {
@@ -306,7 +309,10 @@ main_loop(struct daemon *d)
 			pfd[2 + i].events = POLLIN;
 			pfd[2 + i].revents = 0;
 		}
-		n = d->nslots + 2;
+		/* -1 when the metrics are off: not polled, never a wake-up. */
+		pfd[d->nslots + 2].fd = metrics_fd(&d->metrics);
+		pfd[d->nslots + 2].events = POLLIN;
+		n = d->nslots + 3;
 		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -319,6 +325,8 @@ main_loop(struct daemon *d)
 			if (d->one_shot && !d->slots[0].busy)
 				break;
 		}
+		if (pfd[d->nslots + 2].revents)
+			metrics_timer(&d->metrics);
 		for (i = 0; i < d->nslots; i++)
 			if (pfd[2 + i].revents && !d->slots[i].busy)
 				accept_on(d, i);
@@ -584,6 +592,9 @@ main(int argc, char *argv[])
 	log_init(d.cfg.verbose);
 	if (d.cfg.period_given && d.cfg.max_bytes == CONFIG_UNLIMITED)
 		log_warnx("--period has no effect without --max-bytes");
+	if (d.cfg.metrics_interval_given && d.cfg.metrics_file == NULL)
+		log_warnx("--metrics-interval has no effect without "
+		    "--metrics-file");
 	raise_fd_limit();
 	upgrade_load(&d.up, &d.restored_nslots);
 	if (d.cfg.fd_store && fdstore_open(err, sizeof(err)) < 0)
@@ -602,6 +613,10 @@ main(int argc, char *argv[])
 		    "cut-off %u of %u; H = %u bit per byte, alpha = 2^-%u)",
 		    d.source.path, HEALTH_RCT_CUTOFF, HEALTH_APT_CUTOFF,
 		    HEALTH_APT_WINDOW, HEALTH_H_BITS, HEALTH_ALPHA_LOG2);
+	/* Its directory too, so that a wrong path leaves no socket behind. */
+	if (metrics_open(&d.metrics, d.cfg.metrics_file,
+	    d.cfg.metrics_interval_s, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 
 	/* Signals are taken by the main thread only, through a signalfd. */
 	sigemptyset(&mask);
@@ -656,6 +671,7 @@ main(int argc, char *argv[])
 		restore_stored(&d);
 
 	/* Everything is open: from here on only what serving needs. */
+	sandbox_allow_dir(metrics_dir_fd(&d.metrics));
 	enter_sandbox(&d);
 
 	if (d.one_shot && d.slots[0].parked == NULL)
@@ -668,6 +684,8 @@ main(int argc, char *argv[])
 		log_info("rate limit: %llu bytes per %u ms, %llu per guest",
 		    (unsigned long long)d.cfg.max_bytes, d.cfg.period_ms,
 		    (unsigned long long)(d.cfg.max_bytes / d.nslots));
+	if (metrics_start(&d.metrics, d.slots, d.nslots, &d.source) < 0)
+		fatal("metrics");
 	notify_systemd("READY=1");
 
 	main_loop(&d);
@@ -678,11 +696,13 @@ main(int argc, char *argv[])
 		if (!d.one_shot)
 			listeners_close(d.listeners, d.nslots);
 		print_stats(&d);
+		metrics_write(&d.metrics);
 		_exit(0);
 	}
 	if (!d.one_shot)
 		listeners_close(d.listeners, d.nslots);
 	print_stats(&d);
+	metrics_write(&d.metrics);
 	for (i = 0; i < d.nslots; i++) {
 		if (d.slots[i].log_budget.suppressed > 0)
 			log_warnx("guest %u: %lu guest error lines "
@@ -694,6 +714,7 @@ main(int argc, char *argv[])
 	free(d.listeners);
 	if (d.shared.rl != NULL)
 		ratelimit_destroy(&d.rl);
+	metrics_close(&d.metrics);
 	entropy_close(&d.source);
 	close(d.signal_fd);
 	close(d.wake_fd);

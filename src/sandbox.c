@@ -240,6 +240,39 @@ add_arg_rules(scmp_filter_ctx ctx)
 	    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
 }
 
+/* The one directory files may be created and renamed in; -1: none. */
+static int writable_dir = -1;
+
+void
+sandbox_allow_dir(int dirfd)
+{
+	writable_dir = dirfd;
+}
+
+/*
+ * The metrics file (metrics.c): a new file, write-only, created in that
+ * directory, then renamed within it.  The directory is named by its
+ * descriptor, which a filter can compare, not by a path, which it cannot
+ * read.  (unlinkat(2), which removes a leftover temporary file, is allowed
+ * anyway, for the sockets.)  Returns 0 or a negative errno.
+ */
+static int
+add_dir_rules(scmp_filter_ctx ctx)
+{
+	scmp_datum_t dir = (scmp_datum_t)writable_dir;
+	int rc;
+
+	if (writable_dir < 0)
+		return 0;
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 2,
+	    SCMP_A0(SCMP_CMP_EQ, dir, 0),
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC,
+	    O_WRONLY | O_CREAT | O_EXCL))) < 0)
+		return rc;
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(renameat), 2,
+	    SCMP_A0(SCMP_CMP_EQ, dir, 0), SCMP_A2(SCMP_CMP_EQ, dir, 0));
+}
+
 /* The filter, built but not loaded; NULL with *rc set on failure. */
 static scmp_filter_ctx
 build_filter(int *rc)
@@ -257,6 +290,8 @@ build_filter(int *rc)
 		*rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow_any[i], 0);
 	if (*rc == 0)
 		*rc = add_arg_rules(ctx);
+	if (*rc == 0)
+		*rc = add_dir_rules(ctx);
 	if (*rc < 0) {
 		seccomp_release(ctx);
 		return NULL;

@@ -100,6 +100,13 @@
  *                 guest memory; valgrind manages a smaller address space.
  *   it_sandbox    daemon_confined_after_start: scripts/valgrind-daemon
  *                 runs the daemon with --no-sandbox.
+ *   it_upgrade    every test that sends SIGUSR2: the daemon execs
+ *                 itself, and the new image is valgrind's business.
+ *   it_metrics    one_wakeup_per_interval_none_when_off: counts the
+ *                 daemon's wake-ups over 3 s (timing);
+ *                 file_survives_a_live_upgrade: the descriptor count
+ *                 only (the image after the exec runs without valgrind,
+ *                 whose own descriptors were counted before).
  */
 #define IT_SKIP_UNDER_VALGRIND(why) do {				\
 	if (getenv("VRNG_UNDER_VALGRIND") != NULL) {			\

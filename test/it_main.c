@@ -37,6 +37,7 @@ Suite	*it_sandbox_suite(void);
 Suite	*it_health_suite(void);
 Suite	*it_upgrade_suite(void);
 Suite	*it_crash_suite(void);
+Suite	*it_metrics_suite(void);
 
 /* Goes on past a failure, so that one stuck entry leaves only itself. */
 static int
@@ -60,7 +61,7 @@ main(void)
 	    it_addrspace_suite, it_polling_suite, it_lifecycle_suite,
 	    it_source_suite, it_ratelimit_suite, it_resources_suite,
 	    it_serve_suite, it_sandbox_suite, it_health_suite,
-	    it_upgrade_suite, it_crash_suite, NULL };
+	    it_upgrade_suite, it_crash_suite, it_metrics_suite, NULL };
 	char rundir[256];
 	int failed, i;
 

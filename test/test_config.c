@@ -127,6 +127,9 @@ START_TEST(defaults)
 	ck_assert_int_eq(cfg.fd, -1);
 	ck_assert(!cfg.print_capabilities);
 	ck_assert(cfg.health_tests);
+	ck_assert_ptr_null(cfg.metrics_file);
+	ck_assert_uint_eq(cfg.metrics_interval_s, 10);
+	ck_assert(!cfg.metrics_interval_given);
 }
 END_TEST
 
@@ -248,6 +251,34 @@ START_TEST(period_bounds)
 	ck_refused(PARSE("-p", "18446744073709551616"), "--period");
 	ck_accepted(period_ms, 1, "-p", "1");
 	ck_accepted(period_ms, 65536, "-p", "65536");
+}
+END_TEST
+
+/* --metrics-interval: 1 s to a day; --metrics-file: any non-empty path. */
+START_TEST(metrics_bounds)
+{
+	static const char *const refused[] = { "--metrics-interval=0",
+	    "--metrics-interval=86401", "--metrics-interval=-1",
+	    "--metrics-interval=10s", "--metrics-interval=",
+	    "--metrics-file=", "--metrics-file" };
+	size_t i;
+
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		ck_refused(PARSE(refused[i]), strncmp(refused[i],
+		    "--metrics-file", 14) == 0 ? "--metrics-file" :
+		    "--metrics-interval");
+	ck_assert_int_eq(PARSE("--metrics-interval", "1"), CONFIG_RUN);
+	ck_assert_uint_eq(cfg.metrics_interval_s, 1);
+	ck_assert(cfg.metrics_interval_given);
+	ck_assert_ptr_null(cfg.metrics_file);
+	ck_assert_int_eq(PARSE("--metrics-interval=86400",
+	    "--metrics-file=/var/lib/x/rng.prom"), CONFIG_RUN);
+	ck_assert_uint_eq(cfg.metrics_interval_s, 86400);
+	ck_assert_str_eq(cfg.metrics_file, "/var/lib/x/rng.prom");
+	ck_assert_int_eq(PARSE("--metrics-file", "rng.prom"), CONFIG_RUN);
+	ck_assert_str_eq(cfg.metrics_file, "rng.prom");
+	ck_assert_uint_eq(cfg.metrics_interval_s, 10);
+	ck_assert(!cfg.metrics_interval_given);
 }
 END_TEST
 
@@ -513,7 +544,7 @@ SUITE(config, UNIT_TIMEOUT, NULL, NULL,
 	help_exits, version_exits),
     "bounds", TESTS(socket_count_bounds, socket_count_refused,
 	period_bounds, max_bytes_bounds, health_tests_on_off,
-	socket_path_fits_exactly,
+	metrics_bounds, socket_path_fits_exactly,
 	socket_path_too_long),
     "refusals", TESTS(empty_paths_refused, fd_with_socket_path_refused,
 	fd_with_socket_count_refused, unknown_option, missing_value,

@@ -118,6 +118,7 @@ START_TEST(file_in_order)
 	ck_assert_int_eq(src.kind, ENTROPY_FILE);
 	ck_assert_int_ge(entropy_fd(&src), 0);
 	ck_assert(!entropy_exhausted(&src));
+	ck_assert_int_eq(entropy_state(&src), ENTROPY_STATE_OK);
 
 	ck_assert_int_eq(entropy_read(&src, iov, 3), 60);
 	ck_assert_mem_eq(a, data, 10);
@@ -133,6 +134,7 @@ START_TEST(file_in_order)
 	ck_assert(entropy_exhausted(&src));
 	ck_assert_int_eq(read_into(rest, sizeof(rest)), ENTROPY_EOF);
 	ck_assert(entropy_exhausted(&src));
+	ck_assert_int_eq(entropy_state(&src), ENTROPY_STATE_EOF);
 }
 END_TEST
 
@@ -347,6 +349,8 @@ START_TEST(fifo_removed_does_not_spin)
 		    "read %d: ENTROPY_AGAIN, but the fd polls 0x%x at once: "
 		    "the guest thread would spin", k, poll_now(fd));
 	}
+	/* Cannot be reopened: failing, retried. */
+	ck_assert_int_eq(entropy_state(&src), ENTROPY_STATE_ERROR);
 }
 END_TEST
 

@@ -289,10 +289,12 @@ START_TEST(source_fails_waits_and_backs_off)
 	uint64_t now = T0, retry = 0;
 	unsigned i;
 
+	ck_assert_int_eq(entropy_state(&src), ENTROPY_STATE_OK);
 	put_stuck();
 	ck_assert_int_eq(entropy_read_tested(&src, 0, buf, sizeof(buf), now,
 	    &retry), ENTROPY_UNHEALTHY);
 	ck_assert_uint_eq(retry, now + SEC);
+	ck_assert_int_eq(entropy_state(&src), ENTROPY_STATE_CUT_OFF);
 	/* The failed bytes were wiped from the caller's buffer. */
 	for (i = 0; i < 64; i++)
 		ck_assert_uint_eq(buf[i], 0);
@@ -338,6 +340,7 @@ START_TEST(source_recovers_after_a_fresh_window)
 	ck_assert_int_eq(entropy_read_tested(&src, 0, buf, sizeof(buf), now,
 	    &retry), 100);
 	ck_assert_mem_eq(buf, good + HEALTH_APT_WINDOW, 100);
+	ck_assert_int_eq(entropy_state(&src), ENTROPY_STATE_OK);
 	/* Passed: the next failure waits 1 s again, not 2 s. */
 	put_stuck();
 	ck_assert_int_eq(entropy_read_tested(&src, 0, buf, sizeof(buf),

@@ -14,6 +14,7 @@ Suite	*ioguard_suite(void);
 Suite	*serve_suite(void);
 Suite	*sandbox_suite(void);
 Suite	*health_suite(void);
+Suite	*metrics_suite(void);
 
 int
 main(void)
@@ -22,7 +23,7 @@ main(void)
 	    memtable_suite, virtq_suite, ratelimit_suite, entropy_suite,
 	    vu_proto_suite, vu_dev_suite, log_suite, guest_suite,
 	    listener_suite, ioguard_suite, serve_suite, sandbox_suite,
-	    health_suite, NULL };
+	    health_suite, metrics_suite, NULL };
 
 	return run_suites(suites) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
