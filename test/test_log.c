@@ -175,18 +175,15 @@ END_TEST
 Suite *
 log_suite(void)
 {
-	Suite *s = suite_create("log");
-	TCase *tc;
-
-	add_case(s, "log", UNIT_TIMEOUT, NULL, teardown, TESTS(
-	    guest_err_burst_then_suppressed, guest_err_budget_per_thread,
-	    levels, warn_appends_errno));
+	Suite *s = add_cases(suite_create("log"), UNIT_TIMEOUT, NULL, teardown,
+	    "log", TESTS(guest_err_burst_then_suppressed,
+		guest_err_budget_per_thread, levels, warn_appends_errno),
+	    NULL);
 
 	/* Exit tests need fork isolation (CK_FORK=no turns it off). */
 	if (getenv("CK_FORK") == NULL || strcmp(getenv("CK_FORK"), "no")
-	    != 0) {
-		tc = add_case(s, "fatal", UNIT_TIMEOUT, NULL, NULL, NULL);
-		tcase_add_exit_test(tc, fatalx_exits, 1);
-	}
+	    != 0)
+		tcase_add_exit_test(add_case(s, "fatal", UNIT_TIMEOUT, NULL,
+		    NULL, NULL), fatalx_exits, 1);
 	return s;
 }

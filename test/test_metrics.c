@@ -549,17 +549,18 @@ END_TEST
 Suite *
 metrics_suite(void)
 {
-	Suite *s = suite_create("metrics");
-	TCase *tc;
+	Suite *s = add_cases(suite_create("metrics"), UNIT_TIMEOUT, NULL, NULL,
+	    "format", TESTS(format_small_case_exactly,
+		format_too_small_is_enospc,
+		format_largest_fits_and_needs_no_escaping),
+	    NULL);
 
-	add_case(s, "format", UNIT_TIMEOUT, NULL, NULL, TESTS(
-	    format_small_case_exactly, format_too_small_is_enospc,
-	    format_largest_fits_and_needs_no_escaping));
-	tc = add_case(s, "file", UNIT_TIMEOUT, setup, teardown, TESTS(
-	    write_has_the_slots_figures, write_replaces_the_file_atomically,
-	    reader_never_sees_a_part, failing_write_logged_once_then_recovers,
-	    open_refusals_and_off, open_takes_over_the_inherited_directory,
-	    sandbox_allows_the_directory_only));
-	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
+	/* The file case's tests share one directory (dir_setup). */
+	tcase_add_unchecked_fixture(add_case(s, "file", UNIT_TIMEOUT, setup,
+	    teardown, TESTS(write_has_the_slots_figures,
+	    write_replaces_the_file_atomically, reader_never_sees_a_part,
+	    failing_write_logged_once_then_recovers, open_refusals_and_off,
+	    open_takes_over_the_inherited_directory,
+	    sandbox_allows_the_directory_only)), dir_setup, dir_teardown);
 	return s;
 }
