@@ -113,8 +113,9 @@ check: $(PROG) build/$(PROG)-san build/$(PROG)-v99 build/unit-tests \
 # The end-to-end tests: boot a Linux guest under QEMU against the daemon
 # (builds the guest in build/guest first, downloading Debian's kernel
 # package once), then the same guest as a libvirt domain made from
-# scripts/libvirt-guest.xml (a private libvirtd; needs root).
-check-e2e: $(PROG)
+# scripts/libvirt-guest.xml (a private libvirtd; needs root).  The crash
+# step of scripts/e2e-test runs the daemon under build/test-supervisor.
+check-e2e: $(PROG) build/test-supervisor
 	scripts/e2e-test
 	scripts/e2e-libvirt
 

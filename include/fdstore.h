@@ -15,7 +15,7 @@
  *
  * Names (at most HANDOVER_NAME_MAX - 1 characters, no ':'):
  *	vrng.listen.<i>				a socket made with --socket-path
- *	vrng.<slot>.<conn>.<role>.<gen>		sock, kick, call, err
+ *	vrng.<slot>.<conn>.<role>		sock, kick, call, err
  *	vrng.<slot>.<conn>.m<dev>-<inode>	a memory region's file
  *	vrng.<slot>.<conn>.state.<gen>		the state blob (a memfd)
  * A new state is stored before the one it replaces is removed, so that a
@@ -48,9 +48,13 @@ bool	fdstore_enabled(void);
 int	fdstore_put(const char *name, const int *fds, unsigned nfds);
 int	fdstore_remove(const char *name);
 
-/* The names one guest has in the store now (owned by its thread). */
+/*
+ * The names one guest has in the store now, each with the generation of
+ * the fd stored under it (owned by its thread).
+ */
 struct fdstore_set {
 	char		(*names)[HANDOVER_NAME_MAX];
+	uint32_t	*gens;
 	unsigned	 n;
 	unsigned	 cap;
 	uint32_t	 state_gen;	/* of the stored state; 0: none */
@@ -58,15 +62,19 @@ struct fdstore_set {
 };
 
 /*
- * Makes the store hold exactly these fds (name, fd pairs from
- * vu_dev_each_fd, names may repeat) and the state blob b (finished),
- * under the connection prefix: new fds first, then the new state, then
- * the removal of the old state and of fds no longer held.  Returns 0 or
- * -1 (logged; the next sync tries again).
+ * Makes the store hold exactly these fds (from vu_dev_each_fd; names may
+ * repeat, the first counts) and the state blob b (finished), under the
+ * connection prefix: fds first (a name whose generation moved on is
+ * removed and stored again: the front-end sent that role's fd anew,
+ * perhaps the very same file, which systemd would refuse as a duplicate
+ * under a second name), then the new state, then the removal of the old
+ * state and of names no longer held.  Returns 0 or -1 (logged; the next
+ * sync tries again).
  */
 struct fdstore_fd {
-	char	 name[HANDOVER_NAME_MAX];
-	int	 fd;
+	char		 name[HANDOVER_NAME_MAX];
+	int		 fd;
+	uint32_t	 gen;
 };
 int	fdstore_sync(struct fdstore_set *, const char *prefix,
 	    const struct fdstore_fd *, unsigned n,

@@ -96,7 +96,8 @@ void	guest_discard(struct guest_slot *);
  */
 void	guest_save(const struct guest_slot *, struct handover_buf *);
 int	guest_each_fd(const struct guest_slot *,
-	    int (*fn)(const char *name, int fd, void *arg), void *arg);
+	    int (*fn)(const char *name, int fd, uint32_t gen, void *arg),
+	    void *arg);
 /*
  * Rebuilds slot->parked from a blob written by guest_save, taking
  * duplicates of its fds from fds; the statistics become the slot's.

@@ -62,9 +62,9 @@ struct vu_dev {
 	uint64_t	 map_gen;
 
 	/*
-	 * Handover (handover.h): each fd is named <fd_prefix><role>.<gen>,
-	 * the generation moving on whenever the front-end replaces that fd,
-	 * so that systemd's fd store never holds two under one name.
+	 * Handover (handover.h): each fd is named <fd_prefix><role>; the
+	 * generation of a role moves on whenever the front-end sends its fd
+	 * again, so that the fd store replaces it (fdstore.h).
 	 */
 	char		 fd_prefix[32];
 	uint32_t	 kick_gen, call_gen, err_gen;
@@ -98,12 +98,15 @@ bool	vu_dev_ring_runnable(struct vu_dev *);
 uint64_t vu_dev_take_ring_errors(struct vu_dev *);
 /*
  * Handover: calls fn once for each fd the connection holds, with the name
- * vu_dev_save() gives it (memory fds: <prefix>m<dev>-<inode>, several
- * regions of one file share a name).  Stops at and returns fn's first
- * non-zero result.
+ * vu_dev_save() gives it (<prefix>sock, kick, call, err; memory fds
+ * <prefix>m<dev>-<inode>, several regions of one file share a name) and
+ * its generation (moves on each time the front-end sends that role's fd
+ * again; 0 for the others).  Stops at and returns fn's first non-zero
+ * result.
  */
 int	vu_dev_each_fd(const struct vu_dev *,
-	    int (*fn)(const char *name, int fd, void *arg), void *arg);
+	    int (*fn)(const char *name, int fd, uint32_t gen, void *arg),
+	    void *arg);
 /*
  * Writes what a successor needs to resume this connection (vhost-user
  * features, the memory table without its mappings, the ring's size,

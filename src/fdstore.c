@@ -120,21 +120,23 @@ fdstore_remove(const char *name)
 	return send_state(text, NULL, 0);
 }
 
-static bool
-set_has(const struct fdstore_set *set, const char *name)
+/* The index of name in the set, or -1. */
+static int
+set_find(const struct fdstore_set *set, const char *name)
 {
 	unsigned i;
 
 	for (i = 0; i < set->n; i++)
 		if (strcmp(set->names[i], name) == 0)
-			return true;
-	return false;
+			return (int)i;
+	return -1;
 }
 
 static int
-set_add(struct fdstore_set *set, const char *name)
+set_add(struct fdstore_set *set, const char *name, uint32_t gen)
 {
 	char (*v)[HANDOVER_NAME_MAX];
+	uint32_t *g;
 	unsigned cap;
 
 	if (set->n == set->cap) {
@@ -142,10 +144,26 @@ set_add(struct fdstore_set *set, const char *name)
 		if ((v = reallocarray(set->names, cap, sizeof(*v))) == NULL)
 			return -1;
 		set->names = v;
+		if ((g = reallocarray(set->gens, cap, sizeof(*g))) == NULL)
+			return -1;
+		set->gens = g;
 		set->cap = cap;
 	}
-	strlcpy(set->names[set->n++], name, HANDOVER_NAME_MAX);
+	strlcpy(set->names[set->n], name, HANDOVER_NAME_MAX);
+	set->gens[set->n++] = gen;
 	return 0;
+}
+
+/* Whether name came before index i already (a later region of a file). */
+static bool
+fds_index(const struct fdstore_fd *fds, unsigned i, const char *name)
+{
+	unsigned k;
+
+	for (k = 0; k < i; k++)
+		if (strcmp(fds[k].name, name) == 0)
+			return true;
+	return false;
 }
 
 static bool
@@ -176,11 +194,22 @@ fdstore_sync(struct fdstore_set *set, const char *prefix,
 	strlcpy(set->prefix, prefix, sizeof(set->prefix));
 	/* New fds: first, so that the new state never names a missing one. */
 	for (i = 0; i < n; i++) {
-		if (set_has(set, fds[i].name))
-			continue;
+		int k = set_find(set, fds[i].name);
+
 		/* Regions of one file: one fd is enough to map them all. */
+		if (k >= 0 && (set->gens[k] == fds[i].gen ||
+		    fds_index(fds, i, fds[i].name)))
+			continue;
+		if (k >= 0) {
+			/* Sent again: remove, then store under the name. */
+			(void)fdstore_remove(fds[i].name);
+			if (fdstore_put(fds[i].name, &fds[i].fd, 1) < 0)
+				return -1;
+			set->gens[k] = fds[i].gen;
+			continue;
+		}
 		if (fdstore_put(fds[i].name, &fds[i].fd, 1) < 0 ||
-		    set_add(set, fds[i].name) < 0)
+		    set_add(set, fds[i].name, fds[i].gen) < 0)
 			return -1;
 	}
 	if ((mfd = handover_memfd(b, "vhost-device-rng-guest")) < 0) {
@@ -200,8 +229,9 @@ fdstore_sync(struct fdstore_set *set, const char *prefix,
 	/* Then what the connection no longer holds. */
 	for (i = j = 0; i < set->n; i++) {
 		if (fds_have(fds, n, set->names[i])) {
-			memmove(set->names[j++], set->names[i],
+			memmove(set->names[j], set->names[i],
 			    HANDOVER_NAME_MAX);
+			set->gens[j++] = set->gens[i];
 			continue;
 		}
 		(void)fdstore_remove(set->names[i]);
@@ -223,6 +253,7 @@ fdstore_forget(struct fdstore_set *set)
 		(void)fdstore_remove(name);
 	}
 	free(set->names);
+	free(set->gens);
 	memset(set, 0, sizeof(*set));
 }
 
@@ -316,10 +347,13 @@ unsigned
 fdstore_restore(struct handover_fds *stored, unsigned nslots,
     int (*restore)(unsigned, struct handover_cursor *, void *), void *arg)
 {
-	unsigned i, slot, gen, restored = 0, last = UINT32_MAX;
+	unsigned i, k, slot, gen, restored = 0, last = UINT32_MAX;
 	unsigned long long conn;
+	bool *was;
 
 	qsort(stored->v, stored->n, sizeof(stored->v[0]), state_order);
+	if ((was = calloc(stored->n + 1, sizeof(*was))) == NULL)
+		return 0;
 	for (i = 0; i < stored->n; i++) {
 		if (!parse_state_name(stored->v[i].name, &slot, &conn, &gen))
 			continue;
@@ -327,12 +361,22 @@ fdstore_restore(struct handover_fds *stored, unsigned nslots,
 			stored->v[i].used = false;	/* an older one */
 			continue;
 		}
+		for (k = 0; k < stored->n; k++)
+			was[k] = stored->v[k].used;
 		if (try_state(&stored->v[i], nslots, restore, arg)) {
 			last = slot;
 			restored++;
-		} else
-			stored->v[i].used = false;
+			continue;
+		}
+		/*
+		 * What a failed restore took is not in use: its socket in
+		 * particular goes from the store below, so the front-end
+		 * sees the connection end instead of an answerless one.
+		 */
+		for (k = 0; k < stored->n; k++)
+			stored->v[k].used = was[k];
 	}
+	free(was);
 	/*
 	 * What no guest took back: older states, connections that ended
 	 * while we were down, or whose state did not check.  Keep the

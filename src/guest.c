@@ -209,7 +209,7 @@ struct fd_list {
 };
 
 static int
-list_fd(const char *name, int fd, void *arg)
+list_fd(const char *name, int fd, uint32_t gen, void *arg)
 {
 	struct fd_list *l = arg;
 	struct fdstore_fd *v;
@@ -221,6 +221,7 @@ list_fd(const char *name, int fd, void *arg)
 		l->v = v;
 	}
 	strlcpy(l->v[l->n].name, name, sizeof(l->v[l->n].name));
+	l->v[l->n].gen = gen;
 	l->v[l->n++].fd = fd;
 	return 0;
 }
@@ -505,7 +506,7 @@ guest_save(const struct guest_slot *slot, struct handover_buf *b)
 
 int
 guest_each_fd(const struct guest_slot *slot,
-    int (*fn)(const char *name, int fd, void *arg), void *arg)
+    int (*fn)(const char *name, int fd, uint32_t gen, void *arg), void *arg)
 {
 	return vu_dev_each_fd(&slot->parked->dev, fn, arg);
 }

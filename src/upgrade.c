@@ -108,11 +108,12 @@ resume_all(struct upgrade *u)
 
 /* Directory entries are collected here before they are written. */
 static int
-collect(const char *name, int fd, void *arg)
+collect(const char *name, int fd, uint32_t gen, void *arg)
 {
 	struct handover_fds *dir = arg;
 	unsigned i;
 
+	(void)gen;	/* one image to the next: the fds themselves */
 	/* Regions of one file share a name: one fd serves them all. */
 	for (i = 0; i < dir->n; i++)
 		if (strcmp(dir->v[i].name, name) == 0)
@@ -129,11 +130,11 @@ build_directory(struct upgrade *u, struct handover_fds *dir)
 	if (!u->one_shot)
 		for (i = 0; i < u->nslots; i++) {
 			snprintf(name, sizeof(name), "vrng.listen.%u", i);
-			if (collect(name, u->listeners[i].fd, dir) < 0)
+			if (collect(name, u->listeners[i].fd, 0, dir) < 0)
 				return -1;
 		}
-	if (collect(NAME_SOURCE, entropy_fd(u->source), dir) < 0 ||
-	    collect(NAME_EXE, u->self_exe_fd, dir) < 0)
+	if (collect(NAME_SOURCE, entropy_fd(u->source), 0, dir) < 0 ||
+	    collect(NAME_EXE, u->self_exe_fd, 0, dir) < 0)
 		return -1;
 	for (i = 0; i < u->nslots; i++)
 		if (u->slots[i].parked != NULL &&

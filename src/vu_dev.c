@@ -759,17 +759,32 @@ vu_dev_handle(struct vu_dev *dev, struct vu_msg *msg)
 
 enum fd_role { ROLE_SOCK, ROLE_KICK, ROLE_CALL, ROLE_ERR };
 
+/*
+ * The name of a role's fd: the same whatever fd the front-end sends, so
+ * that a new one replaces the old under one name.  (Were the generation
+ * in the name, an fd sent again, as QEMU sends its call eventfd twice,
+ * would be a "new" name for a file the fd store holds already: systemd
+ * drops such a duplicate, and removing the old name would then lose it.)
+ */
 static void
 role_name(const struct vu_dev *dev, enum fd_role role, int fd, char *out)
 {
 	static const char *const roles[] = { "sock", "kick", "call", "err" };
-	const uint32_t gens[] = { 0, dev->kick_gen, dev->call_gen,
-	    dev->err_gen };
 
 	out[0] = '\0';
 	if (fd >= 0)
-		snprintf(out, HANDOVER_NAME_MAX, "%s%s.%u", dev->fd_prefix,
-		    roles[role], gens[role]);
+		snprintf(out, HANDOVER_NAME_MAX, "%s%s", dev->fd_prefix,
+		    roles[role]);
+}
+
+/* Which SET_VRING_* fd of its role this is: a new one moves it on. */
+static uint32_t
+role_gen(const struct vu_dev *dev, enum fd_role role)
+{
+	const uint32_t gens[] = { 0, dev->kick_gen, dev->call_gen,
+	    dev->err_gen };
+
+	return gens[role];
 }
 
 /* Regions of one file share a name: systemd stores a file once. */
@@ -787,7 +802,7 @@ region_name(const struct vu_dev *dev, int fd, char *out)
 
 int
 vu_dev_each_fd(const struct vu_dev *dev,
-    int (*fn)(const char *name, int fd, void *arg), void *arg)
+    int (*fn)(const char *name, int fd, uint32_t gen, void *arg), void *arg)
 {
 	const int fds[] = { dev->sock, dev->kick_fd, dev->call_fd,
 	    dev->err_fd };
@@ -799,12 +814,13 @@ vu_dev_each_fd(const struct vu_dev *dev,
 		if (fds[i] < 0)
 			continue;
 		role_name(dev, (enum fd_role)i, fds[i], name);
-		if ((r = fn(name, fds[i], arg)) != 0)
+		if ((r = fn(name, fds[i], role_gen(dev, (enum fd_role)i),
+		    arg)) != 0)
 			return r;
 	}
 	for (i = 0; i < dev->mt.nregions; i++) {
 		region_name(dev, dev->mt.regions[i].fd, name);
-		if ((r = fn(name, dev->mt.regions[i].fd, arg)) != 0)
+		if ((r = fn(name, dev->mt.regions[i].fd, 0, arg)) != 0)
 			return r;
 	}
 	return 0;
