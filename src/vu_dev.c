@@ -43,11 +43,13 @@ enum fd_rule {
 };
 
 /* Handler results. */
-#define H_OK		0	/* done; REPLY_ACK 0 if asked */
-#define H_REPLIED	1	/* handler filled msg as the reply */
-#define H_FAIL		(-1)
+enum handler_result {
+	H_FAIL = -1,	/* refused: REPLY_ACK 1, or hang up */
+	H_OK = 0,	/* done; REPLY_ACK 0 if asked */
+	H_REPLIED = 1,	/* handler filled msg as the reply */
+};
 
-typedef int (*handler_fn)(struct vu_dev *, struct vu_msg *);
+typedef enum handler_result (*handler_fn)(struct vu_dev *, struct vu_msg *);
 
 struct request_rule {
 	handler_fn	handler;
@@ -237,7 +239,7 @@ vu_dev_signal_error(struct vu_dev *dev)
 	eventfd_signal(dev->err_fd);
 }
 
-static int
+static enum handler_result
 reply_u64(struct vu_msg *msg, uint64_t v)
 {
 	msg->hdr.size = sizeof(msg->payload.u64);
@@ -245,14 +247,14 @@ reply_u64(struct vu_msg *msg, uint64_t v)
 	return H_REPLIED;
 }
 
-static int
+static enum handler_result
 get_features(struct vu_dev *dev, struct vu_msg *msg)
 {
 	(void)dev;
 	return reply_u64(msg, VU_OFFERED_FEATURES);
 }
 
-static int
+static enum handler_result
 set_features(struct vu_dev *dev, struct vu_msg *msg)
 {
 	uint64_t f = msg->payload.u64;
@@ -277,14 +279,14 @@ set_features(struct vu_dev *dev, struct vu_msg *msg)
 	return H_OK;
 }
 
-static int
+static enum handler_result
 get_protocol_features(struct vu_dev *dev, struct vu_msg *msg)
 {
 	(void)dev;
 	return reply_u64(msg, VU_OFFERED_PROTOCOL_FEATURES);
 }
 
-static int
+static enum handler_result
 set_protocol_features(struct vu_dev *dev, struct vu_msg *msg)
 {
 	uint64_t f = msg->payload.u64;
@@ -297,7 +299,7 @@ set_protocol_features(struct vu_dev *dev, struct vu_msg *msg)
 	return H_OK;
 }
 
-static int
+static enum handler_result
 set_owner(struct vu_dev *dev, struct vu_msg *msg)
 {
 	(void)msg;
@@ -306,7 +308,7 @@ set_owner(struct vu_dev *dev, struct vu_msg *msg)
 }
 
 /* Deprecated; vhost-user.rst recommends treating it as "disable rings". */
-static int
+static enum handler_result
 reset_owner(struct vu_dev *dev, struct vu_msg *msg)
 {
 	(void)msg;
@@ -316,7 +318,7 @@ reset_owner(struct vu_dev *dev, struct vu_msg *msg)
 }
 
 /* "disable all rings and reset all internal device state". */
-static int
+static enum handler_result
 reset_device(struct vu_dev *dev, struct vu_msg *msg)
 {
 	(void)msg;
@@ -329,7 +331,7 @@ reset_device(struct vu_dev *dev, struct vu_msg *msg)
 	return H_OK;
 }
 
-static int
+static enum handler_result
 set_mem_table(struct vu_dev *dev, struct vu_msg *msg)
 {
 	const struct vu_mem_table *t = &msg->payload.mem;
@@ -353,14 +355,14 @@ set_mem_table(struct vu_dev *dev, struct vu_msg *msg)
 	return H_OK;
 }
 
-static int
+static enum handler_result
 get_max_mem_slots(struct vu_dev *dev, struct vu_msg *msg)
 {
 	(void)dev;
 	return reply_u64(msg, MEMTABLE_MAX_SLOTS);
 }
 
-static int
+static enum handler_result
 add_mem_reg(struct vu_dev *dev, struct vu_msg *msg)
 {
 	int fd = msg->fds[0];
@@ -373,7 +375,7 @@ add_mem_reg(struct vu_dev *dev, struct vu_msg *msg)
 	return H_OK;
 }
 
-static int
+static enum handler_result
 rem_mem_reg(struct vu_dev *dev, struct vu_msg *msg)
 {
 	/*
@@ -385,7 +387,7 @@ rem_mem_reg(struct vu_dev *dev, struct vu_msg *msg)
 	return H_OK;
 }
 
-static int
+static enum handler_result
 set_vring_num(struct vu_dev *dev, struct vu_msg *msg)
 {
 	if (dev->started) {
@@ -398,7 +400,7 @@ set_vring_num(struct vu_dev *dev, struct vu_msg *msg)
 	return H_OK;
 }
 
-static int
+static enum handler_result
 set_vring_addr(struct vu_dev *dev, struct vu_msg *msg)
 {
 	const struct vu_vring_addr *a = &msg->payload.addr;
@@ -428,7 +430,7 @@ set_vring_addr(struct vu_dev *dev, struct vu_msg *msg)
 	return H_OK;
 }
 
-static int
+static enum handler_result
 set_vring_base(struct vu_dev *dev, struct vu_msg *msg)
 {
 	uint32_t base = msg->payload.state.num;
@@ -447,7 +449,7 @@ set_vring_base(struct vu_dev *dev, struct vu_msg *msg)
 }
 
 /* Stops the ring (vhost-user.rst "Ring states") and reports where it is. */
-static int
+static enum handler_result
 get_vring_base(struct vu_dev *dev, struct vu_msg *msg)
 {
 	ring_stop(dev);
@@ -531,7 +533,7 @@ kick_drains(int fd)
 	return false;
 }
 
-static int
+static enum handler_result
 set_vring_kick(struct vu_dev *dev, struct vu_msg *msg)
 {
 	int fd = -1;
@@ -567,28 +569,28 @@ set_vring_kick(struct vu_dev *dev, struct vu_msg *msg)
 	return H_OK;
 }
 
-static int
+static enum handler_result
 set_vring_call(struct vu_dev *dev, struct vu_msg *msg)
 {
 	return take_vring_fd(msg, &dev->call_fd, &dev->call_gen) < 0 ?
 	    H_FAIL : H_OK;
 }
 
-static int
+static enum handler_result
 set_vring_err(struct vu_dev *dev, struct vu_msg *msg)
 {
 	return take_vring_fd(msg, &dev->err_fd, &dev->err_gen) < 0 ?
 	    H_FAIL : H_OK;
 }
 
-static int
+static enum handler_result
 get_queue_num(struct vu_dev *dev, struct vu_msg *msg)
 {
 	(void)dev;
 	return reply_u64(msg, VU_NUM_QUEUES);
 }
 
-static int
+static enum handler_result
 set_vring_enable(struct vu_dev *dev, struct vu_msg *msg)
 {
 	uint32_t on = msg->payload.state.num;
@@ -709,7 +711,7 @@ vu_dev_handle(struct vu_dev *dev, struct vu_msg *msg)
 	const struct request_rule *r = NULL;
 	uint32_t req = msg->hdr.request;
 	bool ack = wants_ack(dev, msg);
-	int res;
+	enum handler_result res;
 
 	DPRINTF("%s (%u) size %u fds %u flags 0x%x", vu_request_name(req),
 	    req, msg->hdr.size, msg->nfds, msg->hdr.flags);
