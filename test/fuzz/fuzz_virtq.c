@@ -17,7 +17,6 @@
  * what was asked for, and the head is a valid index.  Each popped byte is
  * written, as the daemon writes entropy there.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +27,9 @@
 #include "fuzz_input.h"
 #include "memtable.h"
 #include "virtq.h"
+
+#define FUZZ_NAME	"fuzz_virtq"
+#include "fuzz_oracle.h"
 
 #define NREGIONS	4
 #define MAX_REGION	(64 * 1024)
@@ -62,19 +64,6 @@ struct run {
 	uint16_t	 popped[MAX_POPPED];
 	unsigned	 npopped;
 };
-
-static void __attribute__((noreturn, format(printf, 1, 2)))
-fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "fuzz_virtq: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	abort();
-}
 
 static void
 table_free(struct memtable *mt)
