@@ -169,9 +169,11 @@ FUZZ_CC ?=	clang
 FUZZ_SECONDS ?=	60
 FUZZ_FLAGS =	-fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined
-FUZZ_TARGETS =	build/fuzz/fuzz_proto build/fuzz/fuzz_virtq
+FUZZ_TARGETS =	build/fuzz/fuzz_proto build/fuzz/fuzz_virtq \
+		build/fuzz/fuzz_handover
 
-build/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_input.h $(LIB_SRCS) $(HDRS) \
+build/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_input.h \
+		test/fuzz/fuzz_oracle.h test/procself.h $(LIB_SRCS) $(HDRS) \
 		Makefile
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(ALL_CFLAGS) $(FUZZ_FLAGS) \

@@ -358,11 +358,13 @@ guest_setup(struct guest *g)
 	g->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC |
 	    TFD_NONBLOCK);
 	/* Not calloc: serve's buffers become resident only when used. */
-	g->serve = malloc(sizeof(*g->serve));
-	if (g->epoll_fd < 0 || g->timer_fd < 0 || g->serve == NULL) {
+	if (g->epoll_fd < 0 || g->timer_fd < 0 ||
+	    (g->serve = malloc(sizeof(*g->serve))) == NULL) {
 		log_warn("guest thread set-up");
 		return false;
 	}
+	/* At once: guest_free() ends a serve only after its serve_init(). */
+	serve_init(g->serve, &g->dev, slot, g->timer_fd);
 	if (watch(g, g->dev.sock, TAG_SOCK) < 0 ||
 	    watch(g, slot->stop_fd, TAG_STOP) < 0 ||
 	    watch(g, slot->park_fd, TAG_PARK) < 0 ||
@@ -371,7 +373,6 @@ guest_setup(struct guest *g)
 		return false;
 	}
 	g->poll_ns = (uint64_t)slot->shared->poll_us * 1000;
-	serve_init(g->serve, &g->dev, slot, g->timer_fd);
 	return true;
 }
 
@@ -518,6 +519,7 @@ guest_restore(struct guest_slot *slot, struct handover_cursor *cur,
 	struct guest_stats st;
 	struct guest *g;
 	uint32_t store_gen;
+	int rc;
 
 	st.bytes = handover_get_u64(cur);
 	st.requests = handover_get_u64(cur);
@@ -543,8 +545,13 @@ guest_restore(struct guest_slot *slot, struct handover_cursor *cur,
 	g->dev.watch_fd = g->epoll_fd;
 	g->dev.watch_kick_tag = TAG_KICK;
 	log_set_guest((int)slot->index);
-	if (vu_dev_restore(&g->dev, cur, fds, err, errlen) < 0 ||
-	    !guest_setup(g)) {
+	rc = vu_dev_restore(&g->dev, cur, fds, err, errlen);
+	if (rc == 0 && !guest_setup(g)) {
+		snprintf(err, errlen, "the guest thread cannot be set up "
+		    "(logged)");
+		rc = -1;
+	}
+	if (rc < 0) {
 		log_set_guest(-1);
 		guest_free(g);
 		return -1;

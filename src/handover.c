@@ -287,10 +287,15 @@ handover_open(struct handover_cursor *cur, const void *data, size_t len,
 		return -1;
 	}
 	body = le_load(h + 16, 8);
-	if (body != len - HANDOVER_HEADER_SIZE || le_load(h + 28, 4) != 0) {
+	if (body != len - HANDOVER_HEADER_SIZE) {
 		snprintf(err, errlen, "state blob is truncated or has extra "
 		    "bytes: header says %llu body bytes, %zu are there",
 		    (unsigned long long)body, len - HANDOVER_HEADER_SIZE);
+		return -1;
+	}
+	if ((v = (uint32_t)le_load(h + 28, 4)) != 0) {
+		snprintf(err, errlen, "state blob header is corrupt: reserved "
+		    "word 0x%08x is not zero", v);
 		return -1;
 	}
 	if ((v = checksum(h + HANDOVER_HEADER_SIZE, (size_t)body)) !=
@@ -400,7 +405,8 @@ handover_get_name(struct handover_cursor *cur, char *out)
 		return;
 	memcpy(out, p, n);
 	out[n] = '\0';
-	if (!handover_name_ok(out)) {
+	/* A NUL inside would make a shorter name, not a refused one. */
+	if (memchr(p, '\0', n) != NULL || !handover_name_ok(out)) {
 		handover_fail(cur, "a descriptor name has bad characters");
 		out[0] = '\0';
 	}

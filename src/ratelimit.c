@@ -160,7 +160,7 @@ ratelimit_save(struct ratelimit *rl, struct handover_buf *b)
 int
 ratelimit_restore(struct ratelimit *rl, struct handover_cursor *cur)
 {
-	uint64_t max_bytes, period_ns, epoch_ns, period, used;
+	uint64_t max_bytes, period_ns, epoch_ns, period, used, now;
 	uint32_t i, n;
 	bool same;
 
@@ -169,8 +169,14 @@ ratelimit_restore(struct ratelimit *rl, struct handover_cursor *cur)
 	n = handover_get_count(cur, 1u << 20);
 	epoch_ns = handover_get_u64(cur);
 	period = handover_get_u64(cur);
+	/*
+	 * On the same clock neither the epoch nor the period can be ahead
+	 * of now: a period ahead would never roll over (nothing refills).
+	 */
+	now = monotonic_ns();
 	same = max_bytes == rl->max_bytes && period_ns == rl->period_ns &&
-	    n == rl->nguests && epoch_ns <= monotonic_ns();
+	    n == rl->nguests && period_ns != 0 && epoch_ns <= now &&
+	    period <= (now - epoch_ns) / period_ns;
 	for (i = 0; i < n && !cur->failed; i++) {
 		used = handover_get_u64(cur);
 		/* A guest cannot have taken more than the whole budget. */

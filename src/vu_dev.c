@@ -952,9 +952,14 @@ vu_dev_restore(struct vu_dev *dev, struct handover_cursor *cur,
 	int fd;
 
 	snprintf(err, errlen, "state blob is malformed");
-	handover_get_name(cur, dev->fd_prefix);
+	/* A name may be longer than the prefix it becomes: read it apart. */
+	handover_get_name(cur, name);
+	if (strlen(name) >= sizeof(dev->fd_prefix))
+		handover_fail(cur, "a connection's descriptor prefix is too "
+		    "long");
 	if (cur->failed)
 		return -1;
+	strlcpy(dev->fd_prefix, name, sizeof(dev->fd_prefix));
 	role_name(dev, ROLE_SOCK, 0, name);
 	if ((dev->sock = handover_fds_dup(fds, name)) < 0 ||
 	    fstat(dev->sock, &st) < 0 || !S_ISSOCK(st.st_mode)) {
@@ -1005,12 +1010,24 @@ vu_dev_restore(struct vu_dev *dev, struct handover_cursor *cur,
 		close_fd(&fd);
 		return -1;
 	}
-	/* The checks of SET_VRING_NUM and SET_VRING_ADDR. */
-	if ((num != 0 && virtq_set_num(vq, num) < 0) || (vq->addr_set &&
-	    (!virtq_addr_in_memory(vq, &dev->mt, desc, avail, used) ||
-	    virtq_set_addr(vq, desc, avail, used) < 0))) {
-		snprintf(err, errlen, "ring (size %u, desc 0x%llx) does not "
-		    "fit guest memory", num, (unsigned long long)desc);
+	/*
+	 * The checks of SET_VRING_NUM and SET_VRING_ADDR, the latter's
+	 * against the memory only once a table came (set_vring_addr): a
+	 * front-end that reconnects may set a ring up before any table.
+	 */
+	if (num != 0 && virtq_set_num(vq, num) < 0) {
+		snprintf(err, errlen, "ring size %u is not a power of two in "
+		    "1..%u", num, VIRTQ_MAX_SIZE);
+		close_fd(&fd);
+		return -1;
+	}
+	if (vq->addr_set && ((dev->has_mem_table &&
+	    !virtq_addr_in_memory(vq, &dev->mt, desc, avail, used)) ||
+	    virtq_set_addr(vq, desc, avail, used) < 0)) {
+		snprintf(err, errlen, "ring (size %u, desc 0x%llx, avail "
+		    "0x%llx, used 0x%llx) is misaligned or does not fit guest "
+		    "memory", num, (unsigned long long)desc,
+		    (unsigned long long)avail, (unsigned long long)used);
 		close_fd(&fd);
 		return -1;
 	}

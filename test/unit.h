@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "memtable.h"
+#include "procself.h"
 #include "suite.h"
 
 /* Generous: the suites run under ASan/UBSan on a small, busy machine. */
@@ -98,6 +99,16 @@ unit_count_fds(void)
 			n++;
 	closedir(d);
 	return n - 1;	/* the directory's own fd */
+}
+
+/* Mappings of the memfds called name in this process. */
+static inline int
+unit_count_maps(const char *name)
+{
+	int n = procself_memfd_maps(name);
+
+	ck_assert_msg(n >= 0, "/proc/self/maps: %s", strerror(errno));
+	return n;
 }
 
 /*

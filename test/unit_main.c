@@ -15,6 +15,8 @@ Suite	*serve_suite(void);
 Suite	*sandbox_suite(void);
 Suite	*health_suite(void);
 Suite	*metrics_suite(void);
+Suite	*handover_suite(void);
+Suite	*restore_suite(void);
 
 int
 main(void)
@@ -23,7 +25,8 @@ main(void)
 	    memtable_suite, virtq_suite, ratelimit_suite, entropy_suite,
 	    vu_proto_suite, vu_dev_suite, log_suite, guest_suite,
 	    listener_suite, ioguard_suite, serve_suite, sandbox_suite,
-	    health_suite, metrics_suite, NULL };
+	    health_suite, metrics_suite, handover_suite, restore_suite,
+	    NULL };
 
 	return run_suites(suites) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

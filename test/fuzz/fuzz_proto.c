@@ -16,12 +16,10 @@
  * hang-up; afterwards the process has exactly the fds and the guest-RAM
  * mappings it had before the input.  A failure prints why and aborts.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +39,9 @@
 #include "log.h"
 #include "virtq.h"
 #include "vu_proto.h"
+
+#define FUZZ_NAME	"fuzz_proto"
+#include "fuzz_oracle.h"
 
 /* How long the thread may take to end after the hang-up. */
 #define HANG_MS		5000
@@ -101,37 +102,6 @@ static struct entropy source;
 static struct guest_shared shared;
 static struct guest_slot slot;
 
-static unsigned
-count_fds(void)
-{
-	DIR *d;
-	unsigned n = 0;
-
-	if ((d = opendir("/proc/self/fd")) == NULL)
-		fail("opendir /proc/self/fd: %s", strerror(errno));
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n;
-}
-
-/* Mappings of guest RAM files (ours are all unmapped by then). */
-static unsigned
-count_ram_maps(void)
-{
-	char line[512];
-	FILE *f;
-	unsigned n = 0;
-
-	if ((f = fopen("/proc/self/maps", "re")) == NULL)
-		fail("fopen /proc/self/maps: %s", strerror(errno));
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, RAM_NAME) != NULL)
-			n++;
-	fclose(f);
-	return n;
-}
-
 static void
 init_once(void)
 {
@@ -153,7 +123,8 @@ init_once(void)
 	slot.index = 0;
 	slot.shared = &shared;
 	slot.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (shared.wake_main_fd < 0 || slot.stop_fd < 0)
+	slot.park_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (shared.wake_main_fd < 0 || slot.stop_fd < 0 || slot.park_fd < 0)
 		fail("eventfd: %s", strerror(errno));
 }
 
@@ -673,13 +644,13 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct input in = { data, size };
+	struct leak_mark before;
 	struct run r;
-	unsigned fds_before, maps_before, fds_after, maps_after, i;
+	unsigned i;
 	int sv[2];
 
 	init_once();
-	fds_before = count_fds();
-	maps_before = count_ram_maps();
+	leak_mark(&before, RAM_NAME);
 
 	memset(&r, 0, sizeof(r));
 	for (i = 0; i < NRAM; i++)
@@ -704,13 +675,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < NEFD; i++)
 		if (r.efd[i] >= 0)
 			close(r.efd[i]);
-	fds_after = count_fds();
-	maps_after = count_ram_maps();
-	if (fds_after != fds_before)
-		fail("fd leak: %u open before the input, %u after",
-		    fds_before, fds_after);
-	if (maps_after != maps_before)
-		fail("mapping leak: %u guest RAM mappings before the input, "
-		    "%u after", maps_before, maps_after);
+	leak_check(&before);
 	return 0;
 }

@@ -17,7 +17,6 @@
  * what was asked for, and the head is a valid index.  Each popped byte is
  * written, as the daemon writes entropy there.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +27,9 @@
 #include "fuzz_input.h"
 #include "memtable.h"
 #include "virtq.h"
+
+#define FUZZ_NAME	"fuzz_virtq"
+#include "fuzz_oracle.h"
 
 #define NREGIONS	4
 #define MAX_REGION	(64 * 1024)
