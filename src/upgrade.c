@@ -348,7 +348,8 @@ read_directory(struct upgrade *u)
 		fd = handover_get_u32(&u->cur);
 		if (u->cur.failed)
 			break;
-		if (fd > INT_MAX || (int)fd == u->blob_fd ||
+		/* Not stdin, stdout or stderr: resume closes them all. */
+		if (fd < 3 || fd > INT_MAX || (int)fd == u->blob_fd ||
 		    fcntl((int)fd, F_GETFD) < 0) {
 			handover_fail(&u->cur, "it names a descriptor that is "
 			    "not open");

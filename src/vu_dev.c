@@ -1021,7 +1021,13 @@ vu_dev_restore(struct vu_dev *dev, struct handover_cursor *cur,
 		close_fd(&fd);
 		return -1;
 	}
-	if (vq->addr_set && ((dev->has_mem_table &&
+	/*
+	 * A ring that fitted when it was set may have stopped fitting since
+	 * (a region removed, a larger size): the message path keeps such a
+	 * ring and reports it when it starts (map_failed).  So may restore;
+	 * every access still goes through the table (virtq_map).
+	 */
+	if (vq->addr_set && ((dev->has_mem_table && !dev->map_failed &&
 	    !virtq_addr_in_memory(vq, &dev->mt, desc, avail, used)) ||
 	    virtq_set_addr(vq, desc, avail, used) < 0)) {
 		snprintf(err, errlen, "ring (size %u, desc 0x%llx, avail "
