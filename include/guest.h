@@ -105,6 +105,18 @@ int	guest_each_fd(const struct guest_slot *,
  */
 int	guest_restore(struct guest_slot *, struct handover_cursor *,
 	    struct handover_fds *, char *err, size_t errlen);
+/*
+ * Asks the thread of every busy slot among n to stop (GUEST_STOP: the
+ * connection ends) or park (GUEST_PARK: guest_resume() may go on), and
+ * joins each within ms milliseconds in all.  Returns how many did not end
+ * in time (those slots stay busy).  Main thread only.
+ */
+enum guest_end {
+	GUEST_STOP,
+	GUEST_PARK,
+};
+unsigned guests_end(struct guest_slot *, unsigned n, enum guest_end,
+	    unsigned ms);
 /* Reads the statistics (from any thread). */
 void	guest_stats_read(const struct guest_slot *, struct guest_stats *);
 

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -564,4 +565,40 @@ guest_restore(struct guest_slot *slot, struct handover_cursor *cur,
 	g->store_dirty = true;
 	slot->parked = g;
 	return 0;
+}
+
+unsigned
+guests_end(struct guest_slot *slots, unsigned n, enum guest_end how,
+    unsigned ms)
+{
+	struct timespec deadline;
+	uint64_t one = 1;
+	unsigned i, left = 0;
+	int fd;
+
+	for (i = 0; i < n; i++) {
+		if (!slots[i].busy)
+			continue;
+		fd = how == GUEST_PARK ? slots[i].park_fd : slots[i].stop_fd;
+		if (write(fd, &one, sizeof(one)) < 0)
+			log_warn("guest %u: asking its thread to %s", i,
+			    how == GUEST_PARK ? "park" : "stop");
+	}
+	/* pthread_timedjoin_np() takes a CLOCK_REALTIME deadline. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += ms / 1000;
+	deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+	deadline.tv_nsec %= 1000000000L;
+	for (i = 0; i < n; i++) {
+		if (!slots[i].busy)
+			continue;
+		if (pthread_timedjoin_np(slots[i].thread, NULL,
+		    &deadline) != 0) {
+			left++;
+			continue;
+		}
+		slots[i].busy = false;
+	}
+	return left;
 }

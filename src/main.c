@@ -228,32 +228,15 @@ reap_guests(struct daemon *d)
 static bool
 stop_guests(struct daemon *d)
 {
-	struct timespec deadline;
-	uint64_t one = 1;
-	bool all = true;
 	unsigned i;
 
+	if (guests_end(d->slots, d->nslots, GUEST_STOP, STOP_WAIT_MS) == 0)
+		return true;
 	for (i = 0; i < d->nslots; i++)
-		if (d->slots[i].busy &&
-		    write(d->slots[i].stop_fd, &one, sizeof(one)) < 0)
-			log_warn("stopping guest %u", i);
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_nsec += STOP_WAIT_MS * 1000000L;
-	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
-	deadline.tv_nsec %= 1000000000L;
-	for (i = 0; i < d->nslots; i++) {
-		if (!d->slots[i].busy)
-			continue;
-		if (pthread_timedjoin_np(d->slots[i].thread, NULL,
-		    &deadline) != 0) {
+		if (d->slots[i].busy)
 			log_warnx("guest %u: thread does not stop; exiting "
 			    "without it", i);
-			all = false;
-			continue;
-		}
-		d->slots[i].busy = false;
-	}
-	return all;
+	return false;
 }
 
 /* Returns true when the daemon should exit. */

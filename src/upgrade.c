@@ -59,35 +59,24 @@ upgrade_init(struct upgrade *u, char **argv)
 static bool
 park_all(struct upgrade *u)
 {
-	struct timespec deadline;
-	uint64_t one = 1;
-	bool all = true;
-	unsigned i;
+	unsigned i, left;
+	bool *was;
 
+	/* Who was connected: one that ended meanwhile gets its log line. */
+	if ((was = calloc(u->nslots + 1, sizeof(*was))) == NULL)
+		return false;
 	for (i = 0; i < u->nslots; i++)
-		if (u->slots[i].busy &&
-		    write(u->slots[i].park_fd, &one, sizeof(one)) < 0)
-			log_warn("parking guest %u", i);
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += UPGRADE_PARK_WAIT_MS / 1000;
-	deadline.tv_nsec += (UPGRADE_PARK_WAIT_MS % 1000) * 1000000L;
-	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
-	deadline.tv_nsec %= 1000000000L;
+		was[i] = u->slots[i].busy;
+	left = guests_end(u->slots, u->nslots, GUEST_PARK,
+	    UPGRADE_PARK_WAIT_MS);
 	for (i = 0; i < u->nslots; i++) {
-		struct guest_slot *s = &u->slots[i];
-
-		if (!s->busy)
-			continue;
-		if (pthread_timedjoin_np(s->thread, NULL, &deadline) != 0) {
+		if (u->slots[i].busy)
 			log_warnx("live upgrade: guest %u does not park", i);
-			all = false;
-			continue;
-		}
-		s->busy = false;
-		if (s->parked == NULL)
+		else if (was[i] && u->slots[i].parked == NULL)
 			log_info("guest %u: connection closed, socket free", i);
 	}
-	return all;
+	free(was);
+	return left == 0;
 }
 
 /* Starts the threads of every parked guest again. */
