@@ -68,7 +68,7 @@ send_state(const char *text, const int *fds, unsigned nfds)
 {
 	union {
 		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int) * FDSTORE_MAX_FDS)];
+		char buf[CMSG_SPACE(sizeof(int) * FDSTORE_MAX_FDS)];
 	} ctl;
 	struct iovec iov = { .iov_base = (void *)text,
 	    .iov_len = strlen(text) };

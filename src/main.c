@@ -211,7 +211,7 @@ reap_guests(struct daemon *d)
 		    __ATOMIC_ACQUIRE)) {
 			pthread_join(s->thread, NULL);
 			s->busy = false;
-			/* Parked for an upgrade that was abandoned meanwhile. */
+			/* Parked for an upgrade abandoned meanwhile. */
 			if (s->parked != NULL && guest_resume(s) == 0)
 				continue;
 			guest_discard(s);

@@ -8,14 +8,16 @@
  * The daemon blob (handover.h, kind HANDOVER_DAEMON), in this order:
  *	directory	u32 n; n x { name, u32 fd number }
  *	parked_at	u64 CLOCK_MONOTONIC ns when parking began
- *	filter		u32 sandbox_fingerprint() of the filter in force, or 0
+ *	filter		u32 sandbox_fingerprint() of the filter in force
+ *			(0: none)
  *	slots		u32 socket count, bool one_shot
  *	source		name, str path
  *	listeners	u32 n (0 or the socket count);
  *			n x { name, bool created, u64 dev, u64 ino, str path }
  *	exe		name of the running image's fd
  *	rate limit	bool present; ratelimit_save()
- *	guests		u32 n; n x { u32 slot, u32 length, guest_save() }
+ *	guests		u32 n;
+ *			n x { u32 slot, u32 length, guest_save() }
  */
 #include <errno.h>
 #include <fcntl.h>
