@@ -228,9 +228,22 @@ check_device(const struct vu_dev *dev)
 	if (vq->addr_set && ((vq->desc_uva & 15) || (vq->avail_uva & 1) ||
 	    (vq->used_uva & 3)))
 		fail("misaligned ring");
-	if (vq->addr_set && dev->has_mem_table && !virtq_addr_in_memory(vq,
-	    &dev->mt, vq->desc_uva, vq->avail_uva, vq->used_uva))
+	/*
+	 * Outside memory only as the message path leaves it: a started ring
+	 * that stopped fitting (map_failed), which never maps (virtq_map
+	 * translates every access through the table).
+	 */
+	if (vq->addr_set && dev->has_mem_table && !dev->map_failed &&
+	    !virtq_addr_in_memory(vq, &dev->mt, vq->desc_uva, vq->avail_uva,
+	    vq->used_uva))
 		fail("ring outside memory");
+	if (vq->addr_set && dev->map_failed && !virtq_addr_in_memory(vq,
+	    &dev->mt, vq->desc_uva, vq->avail_uva, vq->used_uva)) {
+		struct virtq probe = *vq;
+
+		if (virtq_map(&probe, &dev->mt) == 0)
+			fail("a ring outside memory was mapped");
+	}
 	if (fstat(dev->sock, &st) < 0 || !S_ISSOCK(st.st_mode))
 		fail("connection fd %d is not a socket", dev->sock);
 	if ((dev->kick_fd >= 0 && !is_eventfd(dev->kick_fd)) ||
