@@ -79,8 +79,13 @@ struct fdstore_fd {
 int	fdstore_sync(struct fdstore_set *, const char *prefix,
 	    const struct fdstore_fd *, unsigned n,
 	    const struct handover_buf *b);
-/* The connection ended: removes everything of it from the store. */
+/*
+ * The connection ended: removes everything of it from the store, then
+ * frees the set (fdstore_set_free).
+ */
 void	fdstore_forget(struct fdstore_set *);
+/* Frees what the set holds, touching nothing in the store. */
+void	fdstore_set_free(struct fdstore_set *);
 
 /*
  * At start-up: picks from stored (the "vrng." fds systemd passed back) the

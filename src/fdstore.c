@@ -16,6 +16,7 @@
 
 #include "fdstore.h"
 #include "log.h"
+#include "sdnotify.h"
 
 /* SCM_MAX_FD in Linux: fds one datagram may carry. */
 #define FDSTORE_MAX_FDS	253
@@ -28,27 +29,18 @@ static socklen_t notify_len;
 int
 fdstore_open(char *err, size_t errlen)
 {
-	const char *path = getenv("NOTIFY_SOCKET");
-	size_t len;
-
-	if (path == NULL || path[0] == '\0') {
+	switch (sdnotify_address(&notify_addr, &notify_len)) {
+	case 0:
 		snprintf(err, errlen, "--fd-store: NOTIFY_SOCKET is not set "
 		    "(not started by systemd with Type=notify?)");
 		return -1;
-	}
-	len = strlen(path);
-	if ((path[0] != '/' && path[0] != '@') ||
-	    len >= sizeof(notify_addr.sun_path)) {
+	case 1:
+		break;
+	default:
 		snprintf(err, errlen, "--fd-store: NOTIFY_SOCKET=%s is not a "
-		    "usable socket path", path);
+		    "usable socket path", getenv("NOTIFY_SOCKET"));
 		return -1;
 	}
-	memset(&notify_addr, 0, sizeof(notify_addr));
-	notify_addr.sun_family = AF_UNIX;
-	memcpy(notify_addr.sun_path, path, len);
-	if (path[0] == '@')
-		notify_addr.sun_path[0] = '\0';	/* abstract namespace */
-	notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 	if ((notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
 		snprintf(err, errlen, "--fd-store: socket: %s",
 		    strerror(errno));
@@ -241,6 +233,14 @@ fdstore_sync(struct fdstore_set *set, const char *prefix,
 }
 
 void
+fdstore_set_free(struct fdstore_set *set)
+{
+	free(set->names);
+	free(set->gens);
+	memset(set, 0, sizeof(*set));
+}
+
+void
 fdstore_forget(struct fdstore_set *set)
 {
 	char name[HANDOVER_NAME_MAX];
@@ -252,9 +252,7 @@ fdstore_forget(struct fdstore_set *set)
 		state_name(set, set->state_gen, name);
 		(void)fdstore_remove(name);
 	}
-	free(set->names);
-	free(set->gens);
-	memset(set, 0, sizeof(*set));
+	fdstore_set_free(set);
 }
 
 /* ---- after a restart ----------------------------------------------- */

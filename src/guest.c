@@ -391,7 +391,7 @@ guest_free(struct guest *g)
 		close(g->timer_fd);
 	if (g->epoll_fd >= 0)
 		close(g->epoll_fd);
-	free(g->store.names);
+	fdstore_set_free(&g->store);
 	free(g);
 }
 

@@ -14,34 +14,46 @@
 #include "log.h"
 #include "sdnotify.h"
 
+int
+sdnotify_address(struct sockaddr_un *sun, socklen_t *len)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	size_t n;
+
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	n = strlen(path);
+	if ((path[0] != '/' && path[0] != '@') || n >= sizeof(sun->sun_path))
+		return -1;
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, n);
+	if (sun->sun_path[0] == '@')
+		sun->sun_path[0] = '\0';	/* abstract namespace */
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	return 1;
+}
+
 void
 notify_systemd(const char *state)
 {
-	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sun;
 	socklen_t len;
-	int fd;
+	int fd, r;
 
-	if (path == NULL || path[0] == '\0')
+	if ((r = sdnotify_address(&sun, &len)) == 0)
 		return;
-	if ((path[0] != '/' && path[0] != '@') ||
-	    strlen(path) >= sizeof(sun.sun_path)) {
-		log_warnx("NOTIFY_SOCKET=%s: not a usable socket path", path);
+	if (r < 0) {
+		log_warnx("NOTIFY_SOCKET=%s: not a usable socket path",
+		    getenv("NOTIFY_SOCKET"));
 		return;
 	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	if (sun.sun_path[0] == '@')
-		sun.sun_path[0] = '\0';	/* abstract namespace */
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-	    strlen(path));
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
 		log_warn("notify socket");
 		return;
 	}
 	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL,
 	    (struct sockaddr *)&sun, len) < 0)
-		log_warn("notifying systemd at %s", path);
+		log_warn("notifying systemd at %s", getenv("NOTIFY_SOCKET"));
 	close(fd);
 }
